@@ -1,0 +1,309 @@
+"""Slice-axis acquisition operators A, their exact pseudo-inverses, and the measurement-consistent projection.
+
+HR grid rule (all degradations): the HR grid keeps the first observed slice, and its step is the LR slice
+spacing divided by ``scale``. HR slice k sits at LR position ``k / scale``; observed slice j sits at HR
+position ``j * scale`` and the grid has ``n_hr = ceil((n_lr - 1) * scale) + 1`` slices, i.e. exactly
+``(n_lr - 1) * scale + 1`` for integer scales, and at most one HR step past the last observed slice otherwise.
+
+Kinds of acquisition (rows of A act on each (y, x) column independently):
+
+- ``decimate`` (paper): integer scale, keep every s-th HR slice.
+- ``sample``: any real scale > 1; observed slice j linearly interpolates the HR neighbours of ``j * scale``.
+- ``profile``: thick slices; slice j is the average of the (piecewise-linear) HR signal under a box of width
+  ``thickness`` LR spacings (or a Gaussian of that FWHM) centred on ``j * scale``.
+
+A is a small banded (n_lr x n_hr) float64 matrix; its Moore-Penrose pseudo-inverse ``A+ = A^T (A A^T)^-1`` is
+formed exactly in float64 (for ``decimate`` it is the zero-pad operator).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .interpolation import apply_along_slices, interpolation_matrix, is_integer_scale
+
+KINDS = ("decimate", "sample", "profile")
+PROFILES = ("box", "gaussian")
+MAX_SCALE = 64.0
+ANCHORS = ("linear", "none")
+PROJECTIONS = ("pinv", "linear", "none")
+
+
+def _check_scale(scale: float, kind: str = "sample") -> float:
+    """Validate a slice-axis scale factor and return it as float."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`scale` must be a number, got {type(scale).__name__}")
+    scale = float(scale)
+    if not math.isfinite(scale):
+        raise ValueError(f"`scale` must be finite, got {scale}; use a factor such as 2.5")
+    if scale <= 1.0:
+        raise ValueError(
+            f"`scale` must be > 1, got {scale}; use a factor such as 2.5, or give a target spacing smaller "
+            "than the input's slice spacing"
+        )
+    if scale > MAX_SCALE:
+        raise ValueError(f"`scale` must be <= {MAX_SCALE:g}, got {scale:g}; such a factor is almost surely a typo")
+    if kind == "decimate" and not is_integer_scale(scale):
+        raise ValueError(
+            f"`decimate` needs an integer `scale`, got {scale:g}; use degradation='sample' for non-integer scales"
+        )
+    return float(round(scale)) if kind == "decimate" else scale
+
+
+def hr_length(n_lr: int, scale: float) -> int:
+    """Number of HR slices for ``n_lr`` observed slices at ``scale`` (see the module docstring)."""
+    scale = _check_scale(scale)
+    if int(n_lr) < 2:
+        raise ValueError(f"need at least 2 observed slices along the slice axis, got {n_lr}")
+    return int(math.ceil((int(n_lr) - 1) * scale - 1e-9)) + 1
+
+
+def lr_length(n_hr: int, scale: float) -> int:
+    """Largest number of observed slices whose HR grid fits in ``n_hr`` slices."""
+    scale = _check_scale(scale)
+    n_lr = int(math.floor((int(n_hr) - 1) / scale + 1e-9)) + 1
+    if n_lr < 2:
+        raise ValueError(f"{n_hr} HR slices are too few for scale {scale:g}: need at least {hr_length(2, scale)}")
+    while hr_length(n_lr, scale) > n_hr:
+        n_lr -= 1
+    return n_lr
+
+
+def _hat_integral(u: np.ndarray) -> np.ndarray:
+    """Antiderivative of the hat function (linear B-spline), 0 at -inf and 1 at +inf."""
+    u = np.clip(u, -1.0, 1.0)
+    return np.where(u <= 0.0, 0.5 * (u + 1.0) ** 2, 1.0 - 0.5 * (1.0 - u) ** 2)
+
+
+def _profile_row(center: float, n_hr: int, width: float, profile: str) -> np.ndarray:
+    """Weights of HR samples under a slice profile of ``width`` HR steps centred at ``center``."""
+    k = np.arange(n_hr, dtype=np.float64)
+    if profile == "box":
+        row = _hat_integral(center + width / 2 - k) - _hat_integral(center - width / 2 - k)
+    else:  # Gaussian of FWHM `width`, convolved with the hat by fine quadrature
+        sigma = width / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+        z = np.linspace(center - 4 * sigma - 1, center + 4 * sigma + 1, 2048)
+        g = np.exp(-0.5 * ((z - center) / sigma) ** 2)
+        hat = np.clip(1.0 - np.abs(z[None, :] - k[:, None]), 0.0, None)
+        row = (hat * g[None, :]).sum(axis=1)  # uniform grid: the step cancels in the normalisation
+    total = row.sum()
+    if total <= 0:
+        raise ValueError("slice profile does not overlap the HR grid")
+    return row / total
+
+
+def _forward_matrix(kind: str, scale: float, n_lr: int, n_hr: int, profile: str, thickness: float) -> np.ndarray:
+    """Build A (n_lr x n_hr) in float64."""
+    centers = np.arange(n_lr) * scale
+    a = np.zeros((n_lr, n_hr))
+    if kind == "profile":
+        for j, c in enumerate(centers):
+            a[j] = _profile_row(c, n_hr, thickness * scale, profile)
+        return a
+    base = np.floor(centers + 1e-9).astype(np.int64)
+    frac = np.where(np.abs(centers - np.round(centers)) < 1e-9, 0.0, centers - base)
+    a[np.arange(n_lr), base] = 1.0 - frac
+    inside = frac > 0
+    a[np.arange(n_lr)[inside], base[inside] + 1] = frac[inside]
+    return a
+
+
+def _pseudo_inverse(a: np.ndarray) -> np.ndarray:
+    """A+ = A^T (A A^T)^-1 in float64; raises when A has (numerically) dependent rows."""
+    gram = a @ a.T
+    cond = np.linalg.cond(gram)
+    if not np.isfinite(cond) or cond > 1e10:
+        raise ValueError(
+            f"the acquisition operator is ill-conditioned (cond(A A^T) = {cond:.2g}); the slice profile is too "
+            "wide for this spacing: reduce `thickness` or the scale"
+        )
+    return np.linalg.solve(gram, a).T
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """Acquisition along the slice axis: y = A x. Build with :func:`make_degradation`.
+
+    All methods act on axis -3 of tensors of any leading shape, dtype and device; none modifies its input.
+    """
+
+    kind: str
+    scale: float
+    n_lr: int
+    n_hr: int
+    profile: str = "box"
+    thickness: float = 1.0
+    matrix: np.ndarray = field(repr=False, compare=False, default=None)  # A, (n_lr, n_hr) float64
+    pinv_matrix: np.ndarray = field(repr=False, compare=False, default=None)  # A+, (n_hr, n_lr)
+    linear_matrix: np.ndarray = field(repr=False, compare=False, default=None)  # L, (n_hr, n_lr)
+    anchor_matrix: np.ndarray = field(repr=False, compare=False, default=None)  # B = L + A+(I - A L)
+
+    @property
+    def hr_positions(self) -> np.ndarray:
+        """(n_hr,) float64 position of each HR slice in LR-slice units (k / scale)."""
+        return np.arange(self.n_hr) / self.scale
+
+    @property
+    def observed_hr_index(self) -> np.ndarray | None:
+        """(n_lr,) HR index of each observed slice for ``decimate``; None for the other kinds."""
+        if self.kind != "decimate":
+            return None
+        return np.arange(self.n_lr) * int(self.scale)
+
+    def _index(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(self.observed_hr_index, device=x.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A x: (..., n_hr, Y, X) -> (..., n_lr, Y, X)."""
+        if self.kind == "decimate":
+            _check_slices(x, self.n_hr, "HR")
+            return x.index_select(-3, self._index(x))
+        return apply_along_slices(self.matrix, x)
+
+    def pinv(self, y: torch.Tensor) -> torch.Tensor:
+        """A+ y: (..., n_lr, Y, X) -> (..., n_hr, Y, X); zero-padding for ``decimate``."""
+        if self.kind == "decimate":
+            _check_slices(y, self.n_lr, "LR")
+            out = y.new_zeros(*y.shape[:-3], self.n_hr, *y.shape[-2:])
+            return out.index_copy_(-3, self._index(y), y)
+        return apply_along_slices(self.pinv_matrix, y)
+
+    def linear(self, y: torch.Tensor) -> torch.Tensor:
+        """Linear interpolation of the observed slices onto the HR grid."""
+        return self.restore_observed(apply_along_slices(self.linear_matrix, y), y)
+
+    def anchor(self, y: torch.Tensor) -> torch.Tensor:
+        """Range anchor B y with A B = I: linear interpolation, corrected in the range space of A+."""
+        return self.restore_observed(apply_along_slices(self.anchor_matrix, y), y)
+
+    def restore_observed(self, hr: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """For ``decimate``, write ``y`` into the observed HR slices of ``hr`` (in place), so they are
+        bit-exact whatever the matmul backend (e.g. TF32); other kinds are returned unchanged."""
+        if self.kind == "decimate":
+            hr.index_copy_(-3, self._index(hr), y.to(hr.dtype))
+        return hr
+
+
+def _check_slices(x: torch.Tensor, expected: int, what: str) -> None:
+    if x.ndim < 3 or x.shape[-3] != expected:
+        raise ValueError(
+            f"expected {what} tensor (..., {expected}, Y, X) with the slice axis at dim -3, got {tuple(x.shape)}"
+        )
+
+
+def make_degradation(
+    kind: str,
+    scale: float,
+    n_lr: int | None = None,
+    *,
+    n_hr: int | None = None,
+    profile: str = "box",
+    thickness: float = 1.0,
+) -> Degradation:
+    """Build the acquisition operator for ``n_lr`` observed slices (or an HR stack of ``n_hr`` slices).
+
+    Args:
+        kind: "decimate" (integer scale), "sample" or "profile".
+        scale: HR slices per LR slice spacing, > 1 (e.g. 5 turns 5 mm slices into 1 mm).
+        n_lr: number of observed slices; or give ``n_hr`` (must equal ``hr_length(lr_length(n_hr))``).
+        profile: "box" or "gaussian" (``profile`` kind only).
+        thickness: slice thickness (box width or Gaussian FWHM) in units of the LR slice spacing.
+
+    Raises:
+        ValueError: bad kind, scale, lengths, profile or thickness, with the fix in the message.
+
+    Example:
+        >>> make_degradation("decimate", 4, n_lr=4).n_hr
+        13
+    """
+    if kind not in KINDS:
+        raise ValueError(f"`degradation` must be one of {KINDS}, got {kind!r}")
+    scale = _check_scale(scale, kind)
+    if (n_lr is None) == (n_hr is None):
+        raise ValueError("give exactly one of `n_lr` or `n_hr`")
+    if n_lr is None:
+        n_lr = lr_length(n_hr, scale)
+        if hr_length(n_lr, scale) != n_hr:
+            raise ValueError(
+                f"{n_hr} HR slices do not fit scale {scale:g}: trim the stack to {hr_length(n_lr, scale)} slices"
+            )
+    n_hr = hr_length(n_lr, scale)
+    if profile not in PROFILES:
+        raise ValueError(f"`profile` must be one of {PROFILES}, got {profile!r}")
+    if not (math.isfinite(thickness) and 0.0 < thickness <= 10.0):
+        raise ValueError(f"`thickness` must be in (0, 10] LR spacings, got {thickness}")
+    a = _forward_matrix(kind, scale, n_lr, n_hr, profile, thickness)
+    a_pinv = _pseudo_inverse(a)
+    lin = interpolation_matrix(np.arange(n_hr) / scale, n_lr, 1)
+    anchor = lin + a_pinv @ (np.eye(n_lr) - a @ lin)
+    if kind == "decimate":  # A L = I exactly, so B = L; keep it bit-identical
+        anchor = lin.copy()
+    return Degradation(kind, scale, n_lr, n_hr, profile, float(thickness), a, a_pinv, lin, anchor)
+
+
+def measurement_consistent_projection(
+    y: torch.Tensor,
+    f: torch.Tensor,
+    degradation: Degradation,
+    *,
+    anchor: str = "linear",
+    projection: str = "pinv",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x = B y + (I - P A) f: keep the range of A fixed by ``y``, let ``f`` fill only the null space.
+
+    Args:
+        y: observed slices (..., n_lr, Y, X).
+        f: network output on the HR grid (..., n_hr, Y, X); must be finite.
+        degradation: the acquisition operator A.
+        anchor: "linear" (B = consistent linear anchor) or "none" (B = 0), the paper's Table 7 ablations.
+        projection: "pinv" (P = A+, zero-pad for decimate), "linear" (P = L), or "none" (no projection).
+
+    Returns:
+        (output, anchor, detail) with output = anchor + detail and detail = (I - P A) f. With anchor="linear"
+        and projection="pinv", A(output) == y bit-exactly for ``decimate`` and to float round-off otherwise.
+    """
+    if anchor not in ANCHORS:
+        raise ValueError(f"`anchor` must be one of {ANCHORS}, got {anchor!r}")
+    if projection not in PROJECTIONS:
+        raise ValueError(f"`projection` must be one of {PROJECTIONS}, got {projection!r}")
+    _check_slices(y, degradation.n_lr, "LR")
+    _check_slices(f, degradation.n_hr, "HR")
+    if not torch.isfinite(f).all():
+        raise ValueError("the network output `f` contains NaN or inf; the projection needs finite values")
+    base = degradation.anchor(y) if anchor == "linear" else torch.zeros_like(f)
+    if projection == "none":
+        detail = f
+    else:
+        back = degradation.pinv if projection == "pinv" else degradation.linear
+        detail = f - back(degradation.forward(f))  # exactly 0 at observed slices for decimate + pinv
+    return base + detail, base, detail
+
+
+def simulate_acquisition(
+    volume: np.ndarray | torch.Tensor,
+    scale: float,
+    *,
+    degradation: str = "decimate",
+    thickness: float = 1.0,
+    profile: str = "box",
+    slice_axis: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate a thick-slice acquisition of a thin-slice volume.
+
+    The HR volume is trimmed at its end along ``slice_axis`` to the longest stack that fits the HR grid rule.
+
+    Returns:
+        (lr, hr): the simulated observed volume and the trimmed HR reference, float32, slice axis in place.
+    """
+    x = torch.as_tensor(np.asarray(volume, dtype=np.float32) if isinstance(volume, np.ndarray) else volume)
+    if x.ndim != 3:
+        raise ValueError(f"expected a 3-D volume, got shape {tuple(x.shape)}")
+    x = x.movedim(slice_axis, 0).to(torch.float32)
+    deg = make_degradation(degradation, scale, lr_length(x.shape[0], scale), profile=profile, thickness=thickness)
+    hr = x[: deg.n_hr]
+    lr = deg.forward(hr)
+    return lr.movedim(0, slice_axis).numpy().copy(), hr.movedim(0, slice_axis).numpy().copy()
