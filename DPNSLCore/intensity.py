@@ -1,0 +1,158 @@
+"""Intensity normalisation to [0, 1] for CT and MR, as in the paper's evaluation protocol (DESIGN.md §5).
+
+Both modalities use one affine map ``u = clip((x - offset) / scale, 0, 1)`` with exact inverse
+``x = u * scale + offset`` (for x inside the window):
+
+- CT (Hounsfield units): clip to [-1024, inf), shift by +1024, clip to [0, 4095], divide by 4095, i.e.
+  ``offset = -1024``, ``scale = 4095``: -1024 HU -> 0, 3071 HU -> 1.
+- MR: the volume's own range, ``offset = min``, ``scale = max - min``.
+
+Example:
+    >>> norm = IntensityNormalizer.for_ct()
+    >>> float(norm.forward(np.array([-2000.0, -1024.0, 3071.0]))[2])
+    1.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+__all__ = ["CT_OFFSET", "CT_SCALE", "CT_PERCENTILE_THRESHOLD", "IntensityNormalizer", "guess_modality"]
+
+CT_OFFSET = -1024.0
+CT_SCALE = 4095.0
+CT_PERCENTILE_THRESHOLD = -500.0
+_KINDS = ("ct", "mr")
+
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+
+
+def _as_float(x: ArrayT) -> ArrayT:
+    """``x`` as a floating array/tensor (integers become float32; float dtypes are kept)."""
+    if isinstance(x, torch.Tensor):
+        return x if x.is_floating_point() else x.to(torch.float32)
+    x = np.asarray(x)
+    return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
+
+
+def _min_max(volume: np.ndarray | torch.Tensor) -> tuple[float, float]:
+    """Finite min and max of a non-empty volume, or ValueError."""
+    if isinstance(volume, torch.Tensor):
+        volume = volume.detach().cpu().numpy()
+    volume = np.asarray(volume)
+    if volume.size == 0:
+        raise ValueError(f"`volume` must not be empty, got shape {volume.shape}")
+    lo, hi = float(volume.min()), float(volume.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"`volume` must be finite, got range [{lo}, {hi}]; replace NaN/inf voxels first")
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class IntensityNormalizer:
+    """Affine intensity map to [0, 1] and back: ``forward(x) = clip((x - offset) / scale, 0, 1)``.
+
+    ``inverse(u) = u * scale + offset`` undoes ``forward`` exactly inside the window.
+
+    Build it with :meth:`for_ct`, :meth:`for_mr` or :meth:`for_volume`; store it with :meth:`to_dict`.
+
+    Args:
+        kind: "ct" or "mr".
+        scale: intensity units per normalised unit (> 0, finite); 4095 for CT, max - min for MR.
+        offset: intensity that maps to 0 (finite); -1024 for CT, the volume's min for MR.
+
+    Raises:
+        ValueError: on an unknown kind, a non-positive or non-finite scale, or a non-finite offset.
+    """
+
+    kind: str
+    scale: float
+    offset: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"`kind` must be one of {_KINDS}, got {self.kind!r}")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"`scale` must be finite and > 0, got {self.scale!r}")
+        if not math.isfinite(self.offset):
+            raise ValueError(f"`offset` must be finite, got {self.offset!r}")
+        object.__setattr__(self, "scale", float(self.scale))
+        object.__setattr__(self, "offset", float(self.offset))
+
+    @classmethod
+    def for_ct(cls) -> IntensityNormalizer:
+        """CT normaliser: HU window [-1024, 3071] -> [0, 1] (paper protocol)."""
+        return cls("ct", CT_SCALE, CT_OFFSET)
+
+    @classmethod
+    def for_mr(cls, volume: np.ndarray | torch.Tensor) -> IntensityNormalizer:
+        """MR normaliser from the volume's range: min -> 0, max -> 1.
+
+        Raises:
+            ValueError: if ``volume`` is empty, not finite, or constant (max == min: nothing to scale).
+        """
+        lo, hi = _min_max(volume)
+        if hi <= lo:
+            raise ValueError(
+                f"`volume` is constant (every voxel = {lo}); MR normalisation divides by max - min: "
+                "check the input, or use IntensityNormalizer.for_ct() for CT in HU"
+            )
+        return cls("mr", hi - lo, lo)
+
+    @classmethod
+    def for_volume(cls, volume: np.ndarray | torch.Tensor, modality: str = "auto") -> IntensityNormalizer:
+        """Normaliser for ``volume`` with ``modality`` "ct", "mr" or "auto" (see :func:`guess_modality`)."""
+        if modality not in ("auto", *_KINDS):
+            raise ValueError(f"`modality` must be 'auto', 'ct' or 'mr', got {modality!r}")
+        if modality == "auto":
+            modality = guess_modality(volume)
+        return cls.for_ct() if modality == "ct" else cls.for_mr(volume)
+
+    def forward(self, x: ArrayT) -> ArrayT:
+        """Map intensities to [0, 1]; numpy in -> numpy out, tensor in -> tensor out (integers become float32)."""
+        u = (_as_float(x) - self.offset) / self.scale
+        return u.clamp(0.0, 1.0) if isinstance(u, torch.Tensor) else np.clip(u, 0.0, 1.0)
+
+    def inverse(self, u: ArrayT) -> ArrayT:
+        """Map normalised values back to intensities: ``u * scale + offset`` (no clipping)."""
+        return _as_float(u) * self.scale + self.offset
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict ``{"kind", "scale", "offset"}``."""
+        return {"kind": self.kind, "scale": self.scale, "offset": self.offset}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IntensityNormalizer:
+        """Rebuild from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: if keys are missing or unknown, or values invalid.
+        """
+        keys = {"kind", "scale", "offset"}
+        if not isinstance(data, dict) or set(data) != keys:
+            got = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"`data` must be a dict with exactly the keys {sorted(keys)}, got {got}")
+        return cls(str(data["kind"]), float(data["scale"]), float(data["offset"]))
+
+
+def guess_modality(array: np.ndarray | torch.Tensor) -> str:
+    """Guess "ct" or "mr" from intensities.
+
+    Rule: "ct" when the 1st percentile is below -500, i.e. at least 1 % of the voxels are air in Hounsfield
+    units (about -1000 HU around the body); MR intensities are non-negative, so they give "mr". CT stored
+    with a shift (e.g. HU + 1024, no negative values) is therefore reported as "mr": pass the modality
+    explicitly for such data.
+
+    Raises:
+        ValueError: if ``array`` is empty or contains NaN/inf.
+    """
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    array = np.asarray(array)
+    _min_max(array)
+    return "ct" if float(np.percentile(array, 1)) < CT_PERCENTILE_THRESHOLD else "mr"

@@ -1,0 +1,324 @@
+"""Geometry-safe volume I/O: read/write 3-D scalar volumes without losing where they sit in the world.
+
+Conventions. Arrays are numpy ``(z, y, x)`` (slices, rows, cols), as ``SimpleITK.GetArrayFromImage`` returns
+them. :class:`Geometry` follows ITK/SimpleITK: ``spacing`` and ``origin`` are in ITK index order
+``(i, j, k) = (x, y, z)``, ``direction`` is the 3x3 direction cosine matrix, row-major, and world coordinates
+are LPS millimetres. Numpy axis ``a`` is ITK index axis ``2 - a``. ``origin`` is the world position of the
+centre of voxel ``(0, 0, 0)``, so a voxel's world position is ``origin + D @ (spacing * ijk)``.
+
+Example:
+    >>> vol = read_volume("scan.nii.gz")                      # doctest: +SKIP
+    >>> axis = detect_slice_axis(vol.geometry)                 # doctest: +SKIP
+    >>> hr_geometry = upsampled_geometry(vol.geometry, 2.0, axis)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk  # noqa: N813
+
+__all__ = [
+    "Geometry",
+    "Volume",
+    "WRITE_SUFFIXES",
+    "detect_slice_axis",
+    "index_to_world",
+    "read_volume",
+    "upsampled_geometry",
+    "volume_from_sitk",
+    "volume_to_sitk",
+    "write_volume",
+]
+
+WRITE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+_IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+_ORTHONORMAL_TOL = 1e-3
+
+
+def _float_tuple(name: str, value: object, length: int) -> tuple[float, ...]:
+    """Convert ``value`` to a tuple of ``length`` finite floats or raise a ValueError naming ``name``."""
+    try:
+        out = tuple(float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`{name}` must be {length} numbers, got {value!r}") from exc
+    if len(out) != length or not all(math.isfinite(v) for v in out):
+        raise ValueError(f"`{name}` must be {length} finite numbers, got {value!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a voxel grid sits in the world (ITK convention, LPS mm); the single source of truth for geometry.
+
+    Args:
+        spacing: voxel size in mm along ITK index axes (x, y, z); positive and finite.
+        origin: world position (mm) of the centre of voxel (0, 0, 0), ITK order (x, y, z).
+        direction: 3x3 direction cosines, row-major 9-tuple; column c is the world direction of index axis c.
+            Must be orthonormal (to 1e-3).
+
+    Raises:
+        ValueError: on wrong lengths, non-finite values, non-positive spacing or a non-orthonormal direction.
+    """
+
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: tuple[float, ...] = _IDENTITY
+
+    def __post_init__(self) -> None:
+        spacing = _float_tuple("spacing", self.spacing, 3)
+        if min(spacing) <= 0:
+            raise ValueError(f"`spacing` must be positive (mm), got {spacing}; check the file's header")
+        direction = _float_tuple("direction", self.direction, 9)
+        d = np.asarray(direction).reshape(3, 3)
+        error = float(np.abs(d.T @ d - np.eye(3)).max())
+        if error > _ORTHONORMAL_TOL:
+            raise ValueError(
+                f"`direction` must be an orthonormal 3x3 matrix (row-major 9-tuple), got {direction} "
+                f"(|D^T D - I| = {error:.3g}); sheared or scaled grids are not supported: resample first"
+            )
+        object.__setattr__(self, "spacing", spacing)
+        object.__setattr__(self, "origin", _float_tuple("origin", self.origin, 3))
+        object.__setattr__(self, "direction", direction)
+
+    @property
+    def direction_matrix(self) -> np.ndarray:
+        """(3, 3) float64 direction cosine matrix; column c is the world direction of ITK index axis c."""
+        return np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
+
+    @property
+    def spacing_zyx(self) -> tuple[float, float, float]:
+        """Spacing (mm) in numpy axis order (z, y, x)."""
+        return (self.spacing[2], self.spacing[1], self.spacing[0])
+
+    @classmethod
+    def from_sitk(cls, image: sitk.Image) -> Geometry:
+        """Geometry of a 3-D SimpleITK image."""
+        return cls(image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+
+
+@dataclass
+class Volume:
+    """A 3-D scalar volume: voxel array plus its geometry.
+
+    Args:
+        array: (Z, Y, X) numpy array, any real dtype, every axis of length >= 1.
+        geometry: where the grid sits in the world; defaults to unit spacing at the origin.
+
+    Raises:
+        TypeError: if ``array`` is not a numpy array or ``geometry`` not a :class:`Geometry`.
+        ValueError: if ``array`` is not 3-D or has an empty axis.
+    """
+
+    array: np.ndarray
+    geometry: Geometry = Geometry()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.array, np.ndarray):
+            raise TypeError(f"`array` must be a numpy array (z, y, x), got {type(self.array).__name__}")
+        if self.array.ndim != 3 or min(self.array.shape) < 1:
+            raise ValueError(f"`array` must be 3-D (z, y, x) with no empty axis, got shape {self.array.shape}")
+        if not isinstance(self.geometry, Geometry):
+            raise TypeError(f"`geometry` must be a Geometry, got {type(self.geometry).__name__}")
+
+
+def volume_to_sitk(volume: Volume) -> sitk.Image:
+    """Convert a :class:`Volume` to a SimpleITK image with the same voxels and geometry.
+
+    bool arrays become uint8 and float16 becomes float32 (SimpleITK has no such pixel types).
+    """
+    array = volume.array
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    elif array.dtype == np.float16:
+        array = array.astype(np.float32)
+    image = sitk.GetImageFromArray(array, isVector=False)
+    image.SetSpacing(volume.geometry.spacing)
+    image.SetOrigin(volume.geometry.origin)
+    image.SetDirection(volume.geometry.direction)
+    return image
+
+
+def volume_from_sitk(image: sitk.Image, source: str = "image") -> Volume:
+    """Convert a 3-D scalar SimpleITK image to a :class:`Volume` (array copied, (z, y, x)).
+
+    Args:
+        image: the SimpleITK image.
+        source: how to name the image in error messages (e.g. its path).
+
+    Raises:
+        ValueError: if the image is not 3-D or has more than one component per voxel.
+    """
+    dim, size = image.GetDimension(), image.GetSize()
+    if dim == 2:
+        raise ValueError(
+            f"{source} is a 2-D image (size {size}); DPNSL needs a 3-D volume: give the whole "
+            "DICOM series folder or a 3-D NIfTI/NRRD/MHA file"
+        )
+    if dim != 3:
+        raise ValueError(
+            f"{source} is a {dim}-D image (size {size}); DPNSL needs a 3-D volume: extract one 3-D "
+            "frame first (e.g. SimpleITK image[:, :, :, t] or Slicer's Sequences module)"
+        )
+    n_comp = image.GetNumberOfComponentsPerPixel()
+    if n_comp != 1:
+        raise ValueError(
+            f"{source} has {n_comp} components per voxel (vector/RGB image); DPNSL needs a scalar "
+            "volume: convert it to a single channel (e.g. SimpleITK VectorIndexSelectionCast) first"
+        )
+    return Volume(sitk.GetArrayFromImage(image), Geometry.from_sitk(image))
+
+
+def _read_dicom_series(folder: Path) -> sitk.Image:
+    """Read the DICOM series with the most files in ``folder`` (not recursive)."""
+    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not series_ids:
+        raise ValueError(
+            f"no DICOM series found in folder {str(folder)!r}; give the folder that directly contains the "
+            "DICOM files of one series, or a NIfTI (.nii/.nii.gz), NRRD or MHA/MHD file"
+        )
+    files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids), key=len)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    return reader.Execute()
+
+
+def read_volume(path: str | Path) -> Volume:
+    """Read a 3-D scalar volume with its geometry.
+
+    Args:
+        path: a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) file, or a folder holding a
+            DICOM series (when it holds several, the one with the most files is read).
+
+    Returns:
+        The :class:`Volume`, array (Z, Y, X) in the file's pixel type (DICOM rescale slope/intercept applied).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if the file cannot be read as an image, the folder holds no DICOM series, or the image is
+            not a 3-D scalar volume.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"`path` does not exist: {str(path)!r}; check the spelling and the folder")
+    try:
+        image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"could not read {str(path)!r} as an image ({reason}); supported: NIfTI (.nii/.nii.gz), NRRD, "
+            "MHA/MHD files or a DICOM series folder"
+        ) from exc
+    return volume_from_sitk(image, source=repr(str(path)))
+
+
+def _write_suffix(path: Path) -> str:
+    """The supported suffix ``path`` ends with, or raise ValueError."""
+    name = path.name.lower()
+    for suffix in WRITE_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return suffix
+    raise ValueError(
+        f"`path` must end with one of {', '.join(WRITE_SUFFIXES)}, got {path.name!r}; "
+        "(.mhd/.nhdr write two files and cannot be written atomically: use .mha or .nrrd)"
+    )
+
+
+def write_volume(volume: Volume, path: str | Path) -> None:
+    """Write a volume to NIfTI/NRRD/MHA atomically: never leaves a half-written file at ``path``.
+
+    The image is written to a hidden temporary file in the same folder (same extension, so SimpleITK picks the
+    same writer), then moved over ``path`` with ``os.replace``. NRRD and MHA are zlib-compressed; NIfTI is
+    compressed when the name ends with ``.nii.gz``. NIfTI stores geometry in float32 (~1e-5 mm round trip).
+
+    Args:
+        volume: the volume to write.
+        path: output file; its folder must exist; an existing file is replaced.
+
+    Raises:
+        TypeError: if ``volume`` is not a :class:`Volume`.
+        ValueError: on an unsupported extension.
+        FileNotFoundError: if the output folder does not exist.
+        OSError: if writing fails (the temporary file is removed, ``path`` is untouched).
+    """
+    if not isinstance(volume, Volume):
+        raise TypeError(f"`volume` must be a Volume, got {type(volume).__name__}; wrap arrays in Volume(...)")
+    path = Path(path)
+    _write_suffix(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {str(path.parent)!r}; create it first")
+    tmp = path.parent / f".tmp-{secrets.token_hex(4)}-{path.name}"
+    try:
+        sitk.WriteImage(volume_to_sitk(volume), str(tmp), useCompression=True)
+        os.replace(tmp, path)
+    except RuntimeError as exc:
+        raise OSError(f"could not write {str(path)!r}: {str(exc).strip()}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def detect_slice_axis(geometry: Geometry) -> int:
+    """Numpy axis (0=z, 1=y, 2=x) with the largest spacing: the through-plane (slice) axis.
+
+    Spacings equal to within 1e-6 relative count as ties, and ties go to the lowest numpy axis (z first).
+    """
+    spacing = np.asarray(geometry.spacing_zyx)
+    return int(np.flatnonzero(spacing >= spacing.max() * (1 - 1e-6))[0])
+
+
+def _check_slice_axis(slice_axis: int) -> int:
+    if isinstance(slice_axis, bool) or not isinstance(slice_axis, (int, np.integer)) or not 0 <= slice_axis <= 2:
+        raise ValueError(f"`slice_axis` must be a numpy axis 0 (z), 1 (y) or 2 (x), got {slice_axis!r}")
+    return int(slice_axis)
+
+
+def upsampled_geometry(geometry: Geometry, scale: float, slice_axis: int = 0) -> Geometry:
+    """Geometry of the volume upsampled ``scale`` times along ``slice_axis``.
+
+    HR slice k sits at LR position k / scale, so LR slice j coincides with HR index j * scale: the spacing
+    along the slice axis is divided by ``scale`` while origin (first slice's world position) and direction
+    are unchanged.
+
+    Args:
+        geometry: geometry of the low-resolution volume.
+        scale: upsampling factor s > 1 (any real, e.g. 2.5).
+        slice_axis: numpy axis (0=z, 1=y, 2=x) being upsampled; ITK index axis ``2 - slice_axis``.
+
+    Raises:
+        ValueError: if ``scale`` is not a finite number > 1 or ``slice_axis`` not in {0, 1, 2}.
+    """
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float, np.number))
+        or not (math.isfinite(scale) and scale > 1)
+    ):
+        raise ValueError(f"`scale` must be a finite number > 1, got {scale!r}; use a factor such as 2 or 2.5")
+    itk_axis = 2 - _check_slice_axis(slice_axis)
+    spacing = list(geometry.spacing)
+    spacing[itk_axis] /= float(scale)
+    return Geometry(tuple(spacing), geometry.origin, geometry.direction)  # type: ignore[arg-type]
+
+
+def index_to_world(geometry: Geometry, zyx_index: np.ndarray) -> np.ndarray:
+    """World (LPS mm) coordinates of continuous voxel indices given in numpy order.
+
+    Args:
+        geometry: the grid's geometry.
+        zyx_index: (..., 3) indices (z, y, x), fractional allowed (e.g. (N, 3) or (3,)).
+
+    Returns:
+        (..., 3) float64 world points (x, y, z order of LPS space).
+
+    Raises:
+        ValueError: if the last axis of ``zyx_index`` is not of length 3.
+    """
+    idx = np.asarray(zyx_index, dtype=np.float64)
+    if idx.ndim == 0 or idx.shape[-1] != 3:
+        raise ValueError(f"`zyx_index` must have shape (..., 3) in (z, y, x) order, got shape {idx.shape}")
+    ijk = idx[..., ::-1] * np.asarray(geometry.spacing)
+    return ijk @ geometry.direction_matrix.T + np.asarray(geometry.origin)

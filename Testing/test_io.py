@@ -1,0 +1,286 @@
+"""Tests for DPNSLCore.io: geometry-preserving round trips, DICOM series, upsampled geometry, error paths."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk  # noqa: N813
+
+from DPNSLCore.io import (
+    Geometry,
+    Volume,
+    detect_slice_axis,
+    index_to_world,
+    read_volume,
+    upsampled_geometry,
+    volume_from_sitk,
+    volume_to_sitk,
+    write_volume,
+)
+
+ATOL_MM = 1e-4  # NIfTI stores geometry in float32
+
+
+def _rotation(ax: float, ay: float, az: float) -> tuple[float, ...]:
+    """Row-major 3x3 rotation (x, then y, then z) as a 9-tuple."""
+    cx, sx, cy, sy, cz, sz = math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay), math.cos(az), math.sin(az)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return tuple((rz @ ry @ rx).ravel())
+
+
+ROTATED = Geometry(spacing=(0.7, 0.9, 2.5), origin=(-12.5, 30.25, 100.0), direction=_rotation(0.3, -0.2, 0.5))
+
+
+def _assert_geometry_close(a: Geometry, b: Geometry, atol: float = ATOL_MM) -> None:
+    np.testing.assert_allclose(a.spacing, b.spacing, atol=atol)
+    np.testing.assert_allclose(a.origin, b.origin, atol=atol)
+    np.testing.assert_allclose(a.direction, b.direction, atol=atol)
+
+
+def _volume(shape: tuple[int, int, int] = (4, 5, 6), geometry: Geometry = ROTATED) -> Volume:
+    array = np.random.default_rng(0).normal(size=shape).astype(np.float32) * 100
+    return Volume(array, geometry)
+
+
+# ---------------------------------------------------------------------------------------------- round trips
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".nrrd", ".mha"])
+def test_round_trip_keeps_array_and_rotated_anisotropic_geometry(tmp_path: Path, suffix: str) -> None:
+    vol = _volume()
+    path = tmp_path / f"vol{suffix}"
+    write_volume(vol, path)
+    back = read_volume(path)
+    assert back.array.dtype == np.float32
+    np.testing.assert_array_equal(back.array, vol.array)
+    _assert_geometry_close(back.geometry, vol.geometry)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left behind
+
+
+def test_round_trip_keeps_integer_dtype(tmp_path: Path) -> None:
+    vol = Volume(np.arange(60, dtype=np.int16).reshape(3, 4, 5) - 1024, ROTATED)
+    write_volume(vol, tmp_path / "ct.nrrd")
+    back = read_volume(tmp_path / "ct.nrrd")
+    assert back.array.dtype == np.int16
+    np.testing.assert_array_equal(back.array, vol.array)
+
+
+def test_sitk_helpers_round_trip_and_match_itk_axes() -> None:
+    vol = _volume((2, 3, 4))
+    image = volume_to_sitk(vol)
+    assert image.GetSize() == (4, 3, 2)  # ITK (x, y, z) vs numpy (z, y, x)
+    back = volume_from_sitk(image)
+    np.testing.assert_array_equal(back.array, vol.array)
+    assert back.geometry == vol.geometry
+
+
+def test_bool_array_is_written_as_uint8() -> None:
+    image = volume_to_sitk(Volume(np.ones((2, 2, 2), dtype=bool)))
+    assert image.GetPixelID() == sitk.sitkUInt8
+
+
+# -------------------------------------------------------------------------------------------- atomic write
+def test_write_uses_hidden_temp_with_same_extension_then_replaces(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "out.nii.gz"
+    target.write_bytes(b"old")
+    seen: list[str] = []
+    real_write = sitk.WriteImage
+
+    def spy(image, name, *args, **kwargs):
+        seen.append(name)
+        return real_write(image, name, *args, **kwargs)
+
+    monkeypatch.setattr(sitk, "WriteImage", spy)
+    write_volume(_volume(), target)
+    temp = Path(seen[0])
+    assert temp.parent == tmp_path and temp.name.startswith(".tmp-") and temp.name.endswith("-out.nii.gz")
+    assert read_volume(target).array.shape == (4, 5, 6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nii.gz"]
+
+
+def test_failed_write_leaves_existing_file_untouched_and_no_temp(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "out.mha"
+    target.write_bytes(b"old")
+
+    def half_write(image, name, *args, **kwargs):
+        Path(name).write_bytes(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(sitk, "WriteImage", half_write)
+    with pytest.raises(OSError, match="could not write .*disk full"):
+        write_volume(_volume(), target)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mha"]
+
+
+# ------------------------------------------------------------------------------------------------- DICOM
+def _write_dicom_series(folder: Path, vol: Volume, uid_suffix: str, prefix: str) -> None:
+    """Write ``vol`` as one DICOM file per z-slice with the tags a series reader needs."""
+    image = volume_to_sitk(vol)
+    d = image.GetDirection()
+    orientation = "\\".join(f"{v:.6f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7]))
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(image.GetDepth()):
+        slice_k = image[:, :, k]
+        position = image.TransformIndexToPhysicalPoint((0, 0, k))
+        for tag, value in (
+            ("0008|0060", "CT"),
+            ("0008|0008", "DERIVED\\SECONDARY"),
+            ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),  # study instance UID
+            ("0020|000e", f"1.2.826.0.1.3680043.2.1125.1.{uid_suffix}"),  # series instance UID
+            ("0008|0018", f"1.2.826.0.1.3680043.2.1125.1.{uid_suffix}.{k + 1}"),  # SOP instance UID
+            ("0020|0037", orientation),  # image orientation (patient)
+            ("0020|0032", "\\".join(f"{v:.6f}" for v in position)),  # image position (patient)
+            ("0020|0013", str(k + 1)),  # instance number
+        ):
+            slice_k.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{prefix}{k:03d}.dcm"))
+        writer.Execute(slice_k)
+
+
+def test_dicom_series_folder_reads_largest_series_with_geometry(tmp_path: Path) -> None:
+    geometry = Geometry((0.6, 0.8, 2.0), (-50.0, 20.0, 7.5), _rotation(0.0, 0.0, 0.4))
+    big = Volume(np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7), geometry)
+    small = Volume(np.zeros((3, 6, 7), dtype=np.int16), geometry)
+    _write_dicom_series(tmp_path, big, "2", "big")
+    _write_dicom_series(tmp_path, small, "3", "small")
+    back = read_volume(tmp_path)
+    np.testing.assert_array_equal(back.array, big.array)
+    _assert_geometry_close(back.geometry, geometry, atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------- error paths
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_volume(tmp_path / "nope.nii.gz")
+
+
+def test_folder_without_dicom_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="no DICOM series found"):
+        read_volume(tmp_path)
+
+
+def test_unreadable_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "junk.nii.gz").write_text("not an image")
+    with pytest.raises(ValueError, match="could not read .*junk.nii.gz"):
+        read_volume(tmp_path / "junk.nii.gz")
+
+
+def test_2d_image_is_rejected_with_fix(tmp_path: Path) -> None:
+    sitk.WriteImage(sitk.Image(5, 6, sitk.sitkFloat32), str(tmp_path / "slice.nii.gz"))
+    with pytest.raises(ValueError, match="2-D image.*DICOM series folder or a 3-D"):
+        read_volume(tmp_path / "slice.nii.gz")
+
+
+def test_4d_image_is_rejected_with_fix(tmp_path: Path) -> None:
+    sitk.WriteImage(sitk.JoinSeries([sitk.Image(4, 5, 6, sitk.sitkFloat32)] * 2), str(tmp_path / "t.nii.gz"))
+    with pytest.raises(ValueError, match="4-D image.*extract one 3-D frame"):
+        read_volume(tmp_path / "t.nii.gz")
+
+
+def test_vector_image_is_rejected_with_fix(tmp_path: Path) -> None:
+    sitk.WriteImage(sitk.Compose([sitk.Image(4, 5, 6, sitk.sitkFloat32)] * 3), str(tmp_path / "rgb.mha"))
+    with pytest.raises(ValueError, match="3 components per voxel.*single channel"):
+        read_volume(tmp_path / "rgb.mha")
+
+
+def test_write_rejects_two_file_formats(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"must end with one of .*use \.mha"):
+        write_volume(_volume(), tmp_path / "vol.mhd")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_rejects_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="output folder does not exist"):
+        write_volume(_volume(), tmp_path / "missing" / "vol.nii.gz")
+
+
+def test_write_rejects_non_volume(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="`volume` must be a Volume"):
+        write_volume(np.zeros((2, 2, 2)), tmp_path / "vol.nii.gz")  # type: ignore[arg-type]
+
+
+def test_geometry_rejects_non_positive_spacing() -> None:
+    with pytest.raises(ValueError, match="`spacing` must be positive"):
+        Geometry(spacing=(1.0, 0.0, 1.0))
+
+
+def test_geometry_rejects_non_orthonormal_direction() -> None:
+    with pytest.raises(ValueError, match="`direction` must be an orthonormal"):
+        Geometry(direction=(2.0, 0, 0, 0, 1, 0, 0, 0, 1))
+
+
+def test_geometry_rejects_wrong_length_and_nan() -> None:
+    with pytest.raises(ValueError, match="`origin` must be 3 finite numbers"):
+        Geometry(origin=(0.0, 0.0))
+    with pytest.raises(ValueError, match="`spacing` must be 3 finite numbers"):
+        Geometry(spacing=(1.0, float("nan"), 1.0))
+
+
+def test_volume_rejects_non_3d_array() -> None:
+    with pytest.raises(ValueError, match=r"must be 3-D \(z, y, x\).*\(4, 5\)"):
+        Volume(np.zeros((4, 5)))
+
+
+@pytest.mark.parametrize("scale", [1, 0.5, float("nan"), float("inf"), True])
+def test_upsampled_geometry_rejects_bad_scale(scale: float) -> None:
+    with pytest.raises(ValueError, match="`scale` must be a finite number > 1"):
+        upsampled_geometry(ROTATED, scale)
+
+
+def test_upsampled_geometry_rejects_bad_slice_axis() -> None:
+    with pytest.raises(ValueError, match="`slice_axis` must be a numpy axis"):
+        upsampled_geometry(ROTATED, 2.0, slice_axis=3)
+
+
+def test_index_to_world_rejects_bad_shape() -> None:
+    with pytest.raises(ValueError, match=r"shape \(\.\.\., 3\)"):
+        index_to_world(ROTATED, np.zeros((4, 2)))
+
+
+# --------------------------------------------------------------------------------------- geometry helpers
+@pytest.mark.parametrize(
+    ("spacing_xyz", "expected"),
+    [((0.8, 0.8, 3.0), 0), ((0.8, 3.0, 0.8), 1), ((3.0, 0.8, 0.8), 2), ((1.0, 1.0, 1.0), 0), ((2.0, 2.0, 1.0), 1)],
+)
+def test_detect_slice_axis_picks_largest_spacing_ties_to_lowest_numpy_axis(spacing_xyz, expected) -> None:
+    assert detect_slice_axis(Geometry(spacing=spacing_xyz)) == expected
+
+
+def test_index_to_world_matches_simpleitk() -> None:
+    image = volume_to_sitk(_volume())
+    zyx = np.array([[0, 0, 0], [1.5, 2.0, 3.25], [3, 4, 5]])
+    expected = [image.TransformContinuousIndexToPhysicalPoint(tuple(p[::-1])) for p in zyx]
+    np.testing.assert_allclose(index_to_world(ROTATED, zyx), expected, atol=1e-9)
+    np.testing.assert_allclose(index_to_world(ROTATED, zyx[1]), expected[1], atol=1e-9)
+
+
+@pytest.mark.parametrize("slice_axis", [0, 1, 2])
+@pytest.mark.parametrize("scale", [2, 2.5, 4])
+def test_lr_slice_j_sits_at_hr_index_j_times_scale(tmp_path: Path, scale: float, slice_axis: int) -> None:
+    n_lr = 4
+    lr_shape = [5, 6, 7]
+    lr_shape[slice_axis] = n_lr
+    hr_geometry = upsampled_geometry(ROTATED, scale, slice_axis)
+    itk_axis = 2 - slice_axis
+    assert hr_geometry.spacing[itk_axis] == pytest.approx(ROTATED.spacing[itk_axis] / scale)
+    assert hr_geometry.origin == ROTATED.origin and hr_geometry.direction == ROTATED.direction
+
+    hr_shape = list(lr_shape)
+    hr_shape[slice_axis] = math.ceil((n_lr - 1) * scale) + 1
+    path = tmp_path / "hr.nii.gz"
+    write_volume(Volume(np.zeros(hr_shape, dtype=np.float32), hr_geometry), path)
+    read_back = read_volume(path).geometry
+
+    lr_index = np.tile([1.0, 2.0, 3.0], (n_lr, 1))
+    lr_index[:, slice_axis] = np.arange(n_lr)
+    hr_index = lr_index.copy()
+    hr_index[:, slice_axis] *= scale
+    lr_world = index_to_world(ROTATED, lr_index)
+    np.testing.assert_allclose(index_to_world(hr_geometry, hr_index), lr_world, atol=1e-9)
+    np.testing.assert_allclose(index_to_world(read_back, hr_index), lr_world, atol=ATOL_MM * 10)
