@@ -89,10 +89,9 @@ def _resolve_slice_axis(slice_axis: int | None, geometry: Geometry | None) -> in
     return int(slice_axis)
 
 
-def _run_model(model, y: torch.Tensor, deg: Degradation, modality: str, device, return_parts, tiling, progress,
-               cancel):
+def _run_model(model, y: torch.Tensor, deg: Degradation, norm: IntensityNormalizer, device, return_parts, tiling,
+               progress, cancel):
     """Network in normalised units, projection in input units: returns (output, anchor, detail, routing)."""
-    norm = IntensityNormalizer.for_ct() if modality == "ct" else IntensityNormalizer.for_mr(y.numpy())
     y_n = torch.as_tensor(norm.forward(y.numpy()), dtype=torch.float32)
     options = {"z_window": 8, "z_overlap": 2, "tile_size": 256, "blend": "ramp", **(tiling or {})}
     with torch.inference_mode():
@@ -121,6 +120,7 @@ def upsample(
     slice_axis: int | None = 0,
     device: str = "auto",
     return_parts: bool = False,
+    intensity: IntensityNormalizer | None = None,
     tiling: dict | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
@@ -138,6 +138,9 @@ def upsample(
         slice_axis: numpy axis of the slices, or None to detect it from the geometry (largest spacing).
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
         return_parts: also return the anchor, the null-space detail and the routing maps.
+        intensity: how to map the input to the network's [0, 1] range; default: the model's modality rule (CT:
+            fixed HU window; MR: the input's own min/max). Pass ``IntensityNormalizer("mr", 1.0, 0.0)`` for input
+            that is already normalised.
         tiling: inference options: ``z_window``, ``z_overlap`` (observed slices), ``tile_size`` (voxels),
             ``blend`` ("ramp", or "mean" for the paper's stride-1 averaging); bounds the peak memory.
         progress: called as ``progress(fraction, message)``; cancel: return True to stop (raises Cancelled).
@@ -162,8 +165,10 @@ def upsample(
     if method == "dpnsl":
         dev = resolve_device(device)
         net = model if isinstance(model, torch.nn.Module) else load_model(model or guess_modality(array), dev)
-        modality = getattr(net, "modality", None) or guess_modality(array)
-        out, anchor, detail, routing = _run_model(net.to(dev).eval(), y, deg, modality, dev, return_parts, tiling,
+        if intensity is None:
+            modality = getattr(net, "modality", None) or guess_modality(array)
+            intensity = IntensityNormalizer.for_ct() if modality == "ct" else IntensityNormalizer.for_mr(array)
+        out, anchor, detail, routing = _run_model(net.to(dev).eval(), y, deg, intensity, dev, return_parts, tiling,
                                                   progress, cancel)
         degrees = tuple(getattr(net.config, "degrees", ()))
         if return_parts:

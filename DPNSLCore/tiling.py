@@ -77,8 +77,8 @@ def z_weights(positions: np.ndarray, start: int, stop: int, n_lr: int, overlap: 
     if blend == "mean":
         return np.ones_like(positions)
     ramp = overlap / 2.0
-    left = positions - start if start > 0 else np.inf
-    right = (stop - 1) - positions if stop < n_lr else np.inf
+    left = positions - start if start > 0 else np.full_like(positions, np.inf)
+    right = (stop - 1) - positions if stop < n_lr else np.full_like(positions, np.inf)
     return np.clip((np.minimum(left, right) + 1e-3) / (ramp + 1e-3), 1e-3, 1.0)
 
 

@@ -40,6 +40,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+def _load_file(path: Path, device: torch.device) -> torch.nn.Module:
+    """A checkpoint with ``model.modality`` set from its training metadata (None when unknown)."""
+    from .models import load_checkpoint, read_checkpoint_info
+
+    model = load_checkpoint(path, device=device).eval()
+    model.modality = read_checkpoint_info(path)["extra"].get("modality")
+    return model
+
+
 def load_model(path_or_name: str | Path | None = None, device: str | torch.device = "auto") -> torch.nn.Module:
     """Load a DP-NSL model ready for inference (eval mode, on ``device``).
 
@@ -51,7 +60,7 @@ def load_model(path_or_name: str | Path | None = None, device: str | torch.devic
     Raises:
         FileNotFoundError: shipped weights or checkpoint missing. ValueError: unknown name or bad checkpoint.
     """
-    from .models import PRESETS, build_model, load_checkpoint
+    from .models import PRESETS, build_model
 
     dev = resolve_device(device)
     name = "ct" if path_or_name is None else str(path_or_name)
@@ -63,7 +72,7 @@ def load_model(path_or_name: str | Path | None = None, device: str | torch.devic
                 f"{[str(d) for d in weight_dirs()]}; pass a checkpoint path, or a preset such as 'lean' for an "
                 "untrained model"
             )
-        return load_checkpoint(path, device=dev).eval()
+        return _load_file(path, dev)
     if name in PRESETS:
         model = build_model(PRESETS[name]).to(dev).eval()
         model.modality = None
@@ -72,7 +81,7 @@ def load_model(path_or_name: str | Path | None = None, device: str | torch.devic
     if path.suffix in (".safetensors", ".pt", ".pth") or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: {path}")
-        return load_checkpoint(path, device=dev).eval()
+        return _load_file(path, dev)
     raise ValueError(
         f"unknown model {name!r}: use a shipped name {sorted(SHIPPED)}, a preset {sorted(PRESETS)}, "
         "or a checkpoint path"

@@ -1,0 +1,286 @@
+"""Training data: thin-slice volumes in memory, and random (LR, HR) slice windows drawn from them.
+
+Sampling follows the paper (DESIGN.md section 4) with what the data README asks for:
+
+- every volume is read once, normalised to [0, 1] (CT window or MR range) and kept as float32;
+- a sample is a window of ``hr_length(n_lr, s)`` consecutive HR slices at a random position, a random
+  square in-plane crop, random flips of the two in-plane axes, and its simulated acquisition ``A x``;
+- **every high-resolution axis is a slice axis**: any numpy axis whose spacing is within ``axis_ratio`` times
+  the finest spacing of its volume can be the slice axis of a sample. The chosen axis is moved to axis 0 and
+  nothing is resampled, so the in-plane axes of such a sample may have different spacings (e.g. 0.78 x 1.0 mm
+  for a CT viewed along y): that in-plane anisotropy is accepted on purpose;
+- one scale and one crop size per batch (every sample of a batch has the same shape); views smaller than the
+  batch's crop sit that batch out;
+- deterministic: each sample's randomness comes from ``(seed, step, rank, index)`` alone, so the same step
+  gives the same batch whatever the number of workers, and resuming at step N needs no sampler state.
+
+Validation is split off by a contiguous block of slices at the end of the z axis (or by whole volumes); the
+``gap`` slices before the block are dropped, and only the rest is ever sampled, along any axis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import SimpleITK as sitk  # noqa: N813
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .intensity import IntensityNormalizer
+from .io import read_volume
+from .operators import Degradation, hr_length, make_degradation
+
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+MIN_CROP = 8
+
+
+@dataclass
+class TrainingVolume:
+    """A normalised volume held in memory.
+
+    Args:
+        array: (Z, Y, X) float32, normalised to [0, 1].
+        spacing: (z, y, x) voxel size in mm (numpy order).
+        name: where it came from (for logs).
+        normalizer: the intensity map that produced ``array`` (None for synthetic data).
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    name: str = "volume"
+    normalizer: IntensityNormalizer | None = None
+
+
+def find_volume_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Expand files and folders into volume paths: a folder is a DICOM series, or holds volume files.
+
+    Raises:
+        FileNotFoundError: a path does not exist. ValueError: a folder holds neither.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"data path does not exist: {str(path)!r}; check the spelling (--data)")
+        if path.is_file():
+            found.append(path)
+            continue
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(VOLUME_SUFFIXES))
+        if files:
+            found.extend(files)
+        elif sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path)):
+            found.append(path)
+        else:
+            raise ValueError(f"folder {str(path)!r} holds no volume files ({', '.join(VOLUME_SUFFIXES)}) and no "
+                             "DICOM series; give files or folders of them")
+    return found
+
+
+def load_volumes(paths: Sequence[str | Path], modality: str) -> list[TrainingVolume]:
+    """Read every volume once and normalise it to float32 [0, 1] with the ``modality`` rule ("ct", "mr", "auto")."""
+    volumes = []
+    for path in find_volume_files(paths):
+        vol = read_volume(path)
+        norm = IntensityNormalizer.for_volume(vol.array, modality)
+        array = np.ascontiguousarray(norm.forward(vol.array.astype(np.float32)), dtype=np.float32)
+        volumes.append(TrainingVolume(array, vol.geometry.spacing_zyx, str(path), norm))
+    return volumes
+
+
+def split_block(volume: TrainingVolume, fraction: float, gap: int = 4) -> tuple[TrainingVolume, TrainingVolume]:
+    """Split off the last ``fraction`` of the z slices for validation, dropping ``gap`` slices before it.
+
+    Returns:
+        (train, validation) volumes; views of the input array (no copy). ``validation.name`` records the block
+        as ``name[z0:z1]`` so evaluation can use the same block (``--block z0:z1``).
+
+    Raises:
+        ValueError: ``fraction`` not in (0, 1), or a part would be empty.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"`val_block` must be a fraction in (0, 1), got {fraction}; e.g. 0.15, or 0 for none")
+    if gap < 0:
+        raise ValueError(f"`gap` must be >= 0 slices, got {gap}")
+    n = volume.array.shape[0]
+    n_val = max(1, round(fraction * n))
+    z0 = n - n_val
+    if z0 - gap < 1:
+        raise ValueError(f"{volume.name}: {n} slices are too few to hold out {n_val} slices with a gap of {gap}")
+    train = TrainingVolume(volume.array[: z0 - gap], volume.spacing, volume.name, volume.normalizer)
+    val = TrainingVolume(volume.array[z0:], volume.spacing, f"{volume.name}[{z0}:{n}]", volume.normalizer)
+    return train, val
+
+
+def usable_axes(spacing: Sequence[float], axis_ratio: float) -> tuple[int, ...]:
+    """Numpy axes whose spacing is at most ``axis_ratio`` times the finest one: the high-resolution axes."""
+    if not axis_ratio >= 1.0:
+        raise ValueError(f"`axis_ratio` must be >= 1, got {axis_ratio}; 1.5 keeps axes within 1.5x the finest")
+    finest = min(spacing)
+    return tuple(a for a in range(3) if spacing[a] <= axis_ratio * finest * (1 + 1e-6))
+
+
+def parse_crop(crop: str | int | tuple[int, int]) -> tuple[int, int]:
+    """``"64:256"`` -> (64, 256) (a random size per batch), ``"128"`` or 128 -> (128, 128).
+
+    Raises:
+        ValueError: not one or two integers, below 8 voxels, or min > max.
+    """
+    if isinstance(crop, tuple):
+        lo, hi = crop
+    else:
+        try:
+            parts = [int(p) for p in str(crop).split(":")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (1, 2):
+            raise ValueError(f"`crop` must be a size such as 128 or a range such as 64:256, got {crop!r}")
+        lo, hi = parts[0], parts[-1]
+    if lo < MIN_CROP or hi < lo:
+        raise ValueError(f"`crop` must satisfy {MIN_CROP} <= min <= max voxels, got {lo}:{hi}")
+    return int(lo), int(hi)
+
+
+def check_scales(scales: Sequence[float], degradation: str) -> tuple[float, ...]:
+    """Validate the training scales: each > 1, integers for ``decimate``.
+
+    Raises:
+        ValueError: empty list, a value <= 1, or a non-integer with ``decimate``.
+    """
+    out = tuple(float(s) for s in scales)
+    if not out:
+        raise ValueError("`scales` must list at least one factor, e.g. 2,3,4")
+    for s in out:
+        if not (math.isfinite(s) and s > 1):
+            raise ValueError(f"every scale must be > 1, got {s:g} in {list(out)}; e.g. --scales 2,3,4")
+        if degradation == "decimate" and s != round(s):
+            raise ValueError(f"scale {s:g} is not an integer; use --degradation sample for non-integer scales")
+    return out
+
+
+class SampleKey(NamedTuple):
+    """Everything that defines one sample (what the batch sampler hands to the dataset)."""
+
+    step: int
+    index: int
+    rank: int
+    scale: float
+    crop: int
+
+
+class SliceWindowDataset(Dataset):
+    """Random (LR, HR) slice windows from in-memory volumes, indexed by :class:`SampleKey`.
+
+    Args:
+        volumes: normalised training volumes (already without their validation block).
+        scales: scale factors; one is drawn per batch.
+        n_lr: observed slices per window (the paper uses 4).
+        crop: in-plane crop size, a range (min, max) drawn per batch (capped by the largest view); a sample
+            comes from the views that hold its batch's crop, so small volumes only give small crops.
+        degradation: "decimate", "sample" or "profile" (with ``profile``/``thickness``).
+        axis_ratio: axes with spacing <= axis_ratio * finest spacing are slice axes (see module docstring).
+        seed: base seed; sample ``(step, index, rank)`` is a pure function of it.
+
+    Each item is ``{"lr": (1, n_lr, c, c), "hr": (1, n_hr, c, c), "scale": float}`` float32 tensors.
+
+    Raises:
+        ValueError: bad scales or crop, no volumes, no axis long enough for the largest window, or no view as
+            large as the minimum crop.
+    """
+
+    def __init__(self, volumes: Sequence[TrainingVolume], scales: Sequence[float], *, n_lr: int = 4,
+                 crop: str | int | tuple[int, int] = (64, 256), degradation: str = "decimate",
+                 profile: str = "box", thickness: float = 1.0, axis_ratio: float = 1.5, seed: int = 0) -> None:
+        if not volumes:
+            raise ValueError("no training volumes; give at least one with --data")
+        if n_lr < 2:
+            raise ValueError(f"`n_lr` must be >= 2 observed slices, got {n_lr}")
+        self.scales = check_scales(scales, degradation)
+        self.n_lr, self.seed, self.kind = int(n_lr), int(seed), degradation
+        self._options = {"profile": profile, "thickness": thickness}
+        self._degradations = {s: make_degradation(degradation, s, self.n_lr, **self._options) for s in self.scales}
+        self.volumes = list(volumes)
+        self.views = self._plan_views(axis_ratio)
+        self._weights = np.array([w for _, w in self.views])
+        self._fits = np.array([min(v.shape[1:]) for v, _ in self.views])  # largest square crop of each view
+        lo, hi = parse_crop(crop)
+        cap = int(self._fits.max())
+        if cap < lo:
+            raise ValueError(f"the largest in-plane size of any training view is {cap} voxels, below the minimum crop "
+                             f"{lo}; lower --crop (e.g. {max(MIN_CROP, cap)}:{hi})")
+        self.crop_range = (lo, min(hi, cap))
+
+    def _plan_views(self, axis_ratio: float) -> list[tuple[np.ndarray, float]]:
+        """(array with the slice axis moved to 0, sampling weight) for every usable (volume, axis)."""
+        longest = max(hr_length(self.n_lr, s) for s in self.scales)
+        views = []
+        for vol in self.volumes:
+            axes = [a for a in usable_axes(vol.spacing, axis_ratio) if vol.array.shape[a] >= longest]
+            for axis in axes:
+                views.append((np.moveaxis(vol.array, axis, 0), vol.array.size / len(axes)))
+        if not views:
+            raise ValueError(f"no training volume has a high-resolution axis of at least {longest} slices (the HR "
+                             f"window for n_lr={self.n_lr} at scale {max(self.scales):g}); use smaller scales/n_lr")
+        return views
+
+    def degradation(self, scale: float) -> Degradation:
+        """The acquisition operator used for windows at ``scale``."""
+        return self._degradations[float(scale)]
+
+    def __len__(self) -> int:
+        return len(self.views)  # nominal: items are drawn by key, not by position
+
+    def __getitem__(self, key: SampleKey) -> dict[str, torch.Tensor | float]:
+        rng = np.random.default_rng([self.seed, key.step, key.rank, key.index])
+        weights = self._weights * (self._fits >= key.crop)  # only views that hold the batch's crop
+        view = self.views[rng.choice(len(self.views), p=weights / weights.sum())][0]
+        deg = self.degradation(key.scale)
+        length, height, width = view.shape
+        c = key.crop
+        z, y, x = (int(rng.integers(0, n - k + 1)) for n, k in ((length, deg.n_hr), (height, c), (width, c)))
+        window = view[z : z + deg.n_hr, y : y + c, x : x + c]
+        if rng.random() < 0.5:
+            window = window[:, ::-1]
+        if rng.random() < 0.5:
+            window = window[:, :, ::-1]
+        hr = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None]
+        return {"lr": deg.forward(hr).contiguous(), "hr": hr, "scale": float(key.scale)}
+
+    def batches(self, batch_size: int, *, start_step: int = 0, steps: int | None = None, rank: int = 0) -> BatchPlan:
+        """Batch sampler for a DataLoader (``batch_sampler=``): steps ``start_step .. steps - 1``."""
+        return BatchPlan(self, batch_size, start_step=start_step, steps=steps, rank=rank)
+
+
+class BatchPlan(Sampler):
+    """Yields one list of :class:`SampleKey` per step; the scale and crop are drawn per step from the seed.
+
+    Every rank draws the same scale and crop at a step (equal shapes across DDP processes) and its own samples.
+    """
+
+    def __init__(self, dataset: SliceWindowDataset, batch_size: int, *, start_step: int = 0,
+                 steps: int | None = None, rank: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+        self.dataset, self.batch_size, self.start, self.stop, self.rank = dataset, batch_size, start_step, steps, rank
+
+    def draw(self, step: int) -> tuple[float, int]:
+        """(scale, crop size) of ``step``."""
+        rng = np.random.default_rng([self.dataset.seed, step, 2**31])
+        lo, hi = self.dataset.crop_range
+        return float(rng.choice(self.dataset.scales)), int(rng.integers(lo, hi + 1))
+
+    def __iter__(self) -> Iterator[list[SampleKey]]:
+        step = self.start
+        while self.stop is None or step < self.stop:
+            scale, crop = self.draw(step)
+            yield [SampleKey(step, i, self.rank, scale, crop) for i in range(self.batch_size)]
+            step += 1
+
+    def __len__(self) -> int:
+        if self.stop is None:
+            raise TypeError("an endless BatchPlan has no length; give `steps`")
+        return max(0, self.stop - self.start)

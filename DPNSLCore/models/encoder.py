@@ -1,0 +1,108 @@
+"""3D EDSR encoder of the LR window and the small conv stacks shared by the other parts."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as tf
+
+
+def fast_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[int, ...],
+                groups: int = 1) -> Tensor:
+    """Stride-1 3D convolution; float32 CPU tensors go straight to oneDNN.
+
+    torch.nn.functional.conv3d picks its slow reference kernel for batch 1 when N*C*Z*Y is small
+    (a heuristic written for 2D), which is 2-3x slower for the thin bands used at inference; calling
+    oneDNN directly avoids that (autograd supported). Other devices and dtypes use conv3d.
+    """
+    if x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32 \
+            and torch.backends.mkldnn.is_available():
+        cl = torch.channels_last_3d
+        try:
+            return torch.mkldnn_convolution(x.contiguous(memory_format=cl), weight.contiguous(memory_format=cl),
+                                            bias, list(padding), [1, 1, 1], [1, 1, 1], groups)
+        except (AttributeError, RuntimeError):  # a build without this oneDNN entry point: use conv3d
+            pass
+    return tf.conv3d(x, weight, bias, padding=padding, groups=groups)
+
+
+def pointwise_conv3d(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """1x1x1 convolution as one GEMM per batch item, returning a channels-first contiguous tensor.
+
+    Used for the LR heads whose many output channels are consumed channel by channel: a oneDNN conv
+    would return channels-last and the transpose to channels-first costs more than the conv.
+    """
+    b, c, *spatial = x.shape
+    flat = x.contiguous().view(b, c, -1)
+    out = torch.baddbmm(bias.view(1, -1, 1), weight.flatten(1).expand(b, -1, -1), flat)
+    return out.view(b, -1, *spatial)
+
+
+class Conv3d(nn.Conv3d):
+    """nn.Conv3d (stride 1, zero padding) evaluated with `fast_conv3d`; same parameters and state dict."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return fast_conv3d(x, self.weight, self.bias, self.padding, self.groups)
+
+
+def conv3d(in_channels: int, out_channels: int, kernel: int = 3, *, kind: str = "full") -> nn.Module:
+    """A same-padded 3D conv: kernel^3 ("full") or 1 x k x k followed by k x 1 x 1 ("factorised").
+
+    The factorised form has k^2 + k taps instead of k^3 (12 instead of 27 for k = 3) and the same
+    receptive field; both keep the spatial size.
+    """
+    pad = kernel // 2
+    if kind == "full" or kernel == 1:
+        return Conv3d(in_channels, out_channels, kernel, padding=pad)
+    if kind == "factorised":
+        return nn.Sequential(
+            Conv3d(in_channels, out_channels, (1, kernel, kernel), padding=(0, pad, pad)),
+            Conv3d(out_channels, out_channels, (kernel, 1, 1), padding=(pad, 0, 0)),
+        )
+    raise ValueError(f"`kind` must be 'full' or 'factorised', got {kind!r}.")
+
+
+def conv_stack(in_channels: int, hidden: int, out_channels: int, layers: int, kernel: int) -> nn.Sequential:
+    """`layers` convs (ReLU between) in -> hidden -> ... -> out; receptive radius layers * (kernel // 2)."""
+    widths = [in_channels] + [hidden] * (layers - 1) + [out_channels]
+    modules: list[nn.Module] = []
+    for i in range(layers):
+        if i:
+            modules.append(nn.ReLU(inplace=True))
+        modules.append(Conv3d(widths[i], widths[i + 1], kernel, padding=kernel // 2))
+    return nn.Sequential(*modules)
+
+
+class ResBlock(nn.Module):
+    """EDSR residual block x + conv(ReLU(conv(x)))."""
+
+    def __init__(self, channels: int, kind: str) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv3d(channels, channels, kind=kind), nn.ReLU(inplace=True),
+                                  conv3d(channels, channels, kind=kind))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class Encoder(nn.Module):
+    """3D EDSR: head conv, `blocks` residual blocks, tail conv, global skip (DESIGN.md section 3).
+
+    Args:
+        features: channels C.
+        blocks: number of residual blocks.
+        kind: "full" (3x3x3) or "factorised" (1x3x3 then 3x1x1) convs.
+
+    Input (B, 1, Z, Y, X) intensities in [0, 1]; output (B, C, Z, Y, X) LR features.
+    """
+
+    def __init__(self, features: int, blocks: int, kind: str = "full") -> None:
+        super().__init__()
+        self.head = conv3d(1, features, kind="full")
+        self.body = nn.Sequential(*[ResBlock(features, kind) for _ in range(blocks)])
+        self.tail = conv3d(features, features, kind=kind)
+        self.radius = 2 + 2 * blocks  # voxels, in-plane and along z (LR slices)
+
+    def forward(self, y: Tensor) -> Tensor:
+        h = self.head(y - 0.5).contiguous(memory_format=torch.channels_last_3d)
+        return h + self.tail(self.body(h))

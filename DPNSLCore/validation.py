@@ -1,0 +1,80 @@
+"""Validation during training: held-out volumes upsampled whole, PSNR per scale against linear and cubic.
+
+The baselines do not change during training, so they are computed once and cached; each validation only runs
+the model. Scores use the evaluation protocol (DESIGN.md section 5) without SSIM, to stay quick.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .data import TrainingVolume
+from .evaluate import ProtocolOptions, score_volume
+from .operators import hr_length
+
+BASELINE_METHODS = ("linear", "cubic")
+MIN_LR_SLICES = 5  # after dropping s HR slices at each end, 3 acquired slices and 2 gaps remain
+
+
+def metric_columns(scales: Sequence[float]) -> list[str]:
+    """CSV columns the validation fills: PSNR per scale per method, gains over each baseline, the mean gain."""
+    columns = []
+    for s in scales:
+        columns += [f"val_psnr_x{s:g}_{m}" for m in ("dpnsl", *BASELINE_METHODS)]
+        columns += [f"val_gain_x{s:g}_{m}" for m in BASELINE_METHODS]
+    return [*columns, "val_mean_gain"]
+
+
+class Validator:
+    """Scores a model on fixed held-out volumes (normalised, slice axis 0).
+
+    Args:
+        volumes: held-out blocks or volumes (each with its normaliser).
+        scales: validation scales.
+        degradation: acquisition kind used to simulate the LR input.
+        device: where the model runs.
+        crop: centre crop in-plane (voxels).
+    """
+
+    def __init__(self, volumes: Sequence[TrainingVolume], scales: Sequence[float], *, degradation: str = "decimate",
+                 device: str | torch.device = "cpu", crop: int = 256) -> None:
+        self.volumes, self.scales = list(volumes), tuple(scales)
+        need = hr_length(MIN_LR_SLICES, max(self.scales)) if self.scales else 0
+        for v in self.volumes:
+            if v.array.shape[0] < need:
+                raise ValueError(f"validation volume {v.name} has {v.array.shape[0]} slices; scale "
+                                 f"{max(self.scales):g} needs at least {need} ({MIN_LR_SLICES} acquired slices): raise "
+                                 "--val-block or lower --val-scales")
+        self.columns = metric_columns(self.scales)
+        self.options = ProtocolOptions(crop=crop, degradation=degradation, ssim=False, device=device)
+        self._baselines: dict[tuple[float, str], float] | None = None
+
+    def _mean_psnr(self, methods: Sequence[str], model: torch.nn.Module | None) -> dict[tuple[float, str], float]:
+        scores = [s for v in self.volumes for s in score_volume(v, self.scales, methods, model=model,
+                                                                options=self.options)]
+        return {(scale, m): float(np.mean([s.psnr for s in scores if s.scale == scale and s.method == m]))
+                for scale in self.scales for m in methods}
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        """Validation metrics of ``model`` keyed by :func:`metric_columns`; the model is left in train mode."""
+        if self._baselines is None:
+            self._baselines = self._mean_psnr(BASELINE_METHODS, None)
+        try:
+            ours = self._mean_psnr(("dpnsl",), model)
+        finally:
+            model.train()
+        metrics: dict[str, float] = {}
+        gains = []
+        for s in self.scales:
+            metrics[f"val_psnr_x{s:g}_dpnsl"] = ours[(s, "dpnsl")]
+            for m in BASELINE_METHODS:
+                metrics[f"val_psnr_x{s:g}_{m}"] = self._baselines[(s, m)]
+                metrics[f"val_gain_x{s:g}_{m}"] = ours[(s, "dpnsl")] - self._baselines[(s, m)]
+            gains.append(metrics[f"val_gain_x{s:g}_linear"])
+        finite = [g for g in gains if math.isfinite(g)]
+        metrics["val_mean_gain"] = float(np.mean(finite)) if finite else math.nan
+        return metrics

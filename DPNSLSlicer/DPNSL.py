@@ -1,0 +1,400 @@
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import slicer
+import vtk
+from DPNSLLib import display, torchsetup
+from DPNSLLib.choices import DegradationModel, DeviceChoice, ModelChoice, ScaleMode
+from DPNSLLib.logic import SliceSuperResolutionLogic, importCore
+from DPNSLLib.volumes import ijkToRasArray
+from slicer import vtkMRMLPlotChartNode, vtkMRMLScalarVolumeNode, vtkMRMLTableNode
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+#
+# DPNSL
+#
+
+
+class DPNSL(ScriptedLoadableModule):
+    """Slice super-resolution of CT/MR volumes with measurement-consistent null-space learning (DP-NSL)."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("DP-NSL Slice Super-Resolution")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Filtering")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["DPNSL contributors"]
+        self.parent.helpText = _("""
+Upsample a thick-slice CT or MR volume along its slice axis. Every acquired slice is kept exactly
+(measurement-consistent projection); the network only adds the null-space detail between them.
+Shows the input, the range anchor, the null-space detail and the output side by side, the routing
+maps of the Mixture-of-Splines experts, and per-slice error curves against linear and cubic interpolation.
+See the <a href="https://github.com/dpnsl/DPNSL#use-it-in-3d-slicer">module documentation</a>.
+""")
+        self.parent.acknowledgementText = _("""
+Method: Dual-Prior guided Null-Space Learning with Mixture-of-Splines. Module layout follows the 3D Slicer
+scripted module template by Jean-Christophe Fillion-Robin (Kitware), Andras Lasso (PerkLab) and Steve Pieper
+(Isomics), partially funded by NIH grant 3P41RR013218-12S1.
+""")
+
+        # Additional initialization step after application startup is complete
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+#
+# Register sample data sets in Sample Data module
+#
+
+
+def registerSampleData():
+    """Add the small real scans shipped in Resources/SampleData to the Sample Data module (no download)."""
+    import SampleData
+
+    here = os.path.dirname(__file__)
+    for folder in (os.path.join(here, "Resources", "SampleData"), os.path.join(here, "..", "Resources", "SampleData")):
+        if os.path.isdir(folder):
+            break
+    else:
+        return
+    for fileName, sampleName in (("ct_lung1_5mm_crop.nii.gz", "DPNSL chest CT, 5 mm slices"),
+                                 ("ct_chest_1mm_crop.nii.gz", "DPNSL chest CT, 1 mm slices"),
+                                 ("mr_t1_1mm_crop.nii.gz", "DPNSL brain MR T1, 1 mm slices")):
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(
+            category="DPNSL",
+            sampleName=sampleName,
+            uris=Path(folder, fileName).resolve().as_uri(),  # urllib copies file:// URIs into the cache
+            fileNames=fileName,
+            nodeNames=fileName.split(".")[0],
+        )
+
+
+#
+# DPNSLParameterNode
+#
+
+
+@parameterNodeWrapper
+class DPNSLParameterNode:
+    """
+    The panel's state, saved with the scene.
+
+    inputVolume - thick-slice volume to upsample.
+    scaleMode - whether `scale` or `targetSpacing` defines the new grid.
+    scale - HR slices per observed slice spacing.
+    targetSpacing - wanted slice spacing in mm.
+    degradation / thickness - how the slices were acquired (thickness in slice spacings, profile only).
+    model / checkpointPath - bundled CT or MR weights, or a checkpoint file.
+    device - where the network runs.
+    outputVolume - volume to write (None: a new volume on every run; never the input).
+    showParts / showRouting - what the results layout shows.
+    simulateReference / referenceVolume - Compare against a simulated or a real thin-slice reference.
+    compareTable / compareChart - Compare's outputs, reused by the next Compare.
+    """
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    scaleMode: ScaleMode = ScaleMode.FACTOR
+    scale: Annotated[float, WithinRange(1.01, 16.0)] = 4.0
+    targetSpacing: Annotated[float, WithinRange(0.01, 50.0)] = 1.0
+    degradation: DegradationModel = DegradationModel.DECIMATE
+    thickness: Annotated[float, WithinRange(0.1, 10.0)] = 1.0
+    model: ModelChoice = ModelChoice.CT
+    checkpointPath: Path
+    device: DeviceChoice = DeviceChoice.AUTO
+    outputVolume: vtkMRMLScalarVolumeNode
+    showParts: bool = True
+    showRouting: bool = False
+    simulateReference: bool = True
+    referenceVolume: vtkMRMLScalarVolumeNode
+    compareTable: vtkMRMLTableNode
+    compareChart: vtkMRMLPlotChartNode
+
+
+#
+# DPNSLWidget
+#
+
+
+class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Thin panel: the .ui binds to the parameter node; each button runs one Logic call."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)  # needed for parameter node observation
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._running = False
+        self._cancelRequested = False
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+
+        # Load widget from .ui file (created by Qt Designer).
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/DPNSL.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+
+        # Set scene in MRML widgets (the .ui connects mrmlSceneChanged to each node selector).
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = DPNSLLogic()
+
+        # These connections ensure that we update parameter node when scene is closed
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+        # Buttons
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
+        self._setRunning(False)
+
+        # Make sure parameter node is initialized (needed for module reload)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        """Called when the application closes and the module widget is destroyed."""
+        self.removeObservers()
+
+    def enter(self) -> None:
+        """Called each time the user opens this module."""
+        self.initializeParameterNode()
+        self.ui.deviceLabel.text = torchsetup.deviceSummary()
+
+    def exit(self) -> None:
+        """Called each time the user opens a different module."""
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        """Called just before the scene is closed."""
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        """Called just after the scene is closed."""
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        """Ensure parameter node exists and observed."""
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if firstVolumeNode and not firstVolumeNode.IsA("vtkMRMLLabelMapVolumeNode"):
+                self._parameterNode.inputVolume = firstVolumeNode
+
+    def setParameterNode(self, inputParameterNode: Optional[DPNSLParameterNode]) -> None:  # noqa: UP045 (Py 3.9)
+        """Set and observe parameter node; the GUI follows it through the SlicerParameterName bindings."""
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            # Note: in the .ui file, a Qt dynamic property called "SlicerParameterName" is set on each
+            # ui element that needs connection.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        """Enable what applies to the current choices, show the resulting grid, and say why Apply is off."""
+        p = self._parameterNode
+        byFactor = p.scaleMode == ScaleMode.FACTOR
+        self.ui.scaleSpinBox.enabled = byFactor
+        self.ui.targetSpacingSpinBox.enabled = not byFactor
+        self.ui.thicknessSpinBox.enabled = p.degradation == DegradationModel.PROFILE
+        self.ui.checkpointPathLineEdit.enabled = p.model == ModelChoice.CHECKPOINT
+        self.ui.referenceSelector.enabled = not p.simulateReference
+        reason = self.logic.checkRequest(p)
+        self.ui.gridLabel.text = self.logic.gridSummary(p.inputVolume, **self.logic.scaleArguments(p),
+                                                        degradation=p.degradation.value) if p.inputVolume else ""
+        self.ui.applyButton.enabled = not reason and not self._running
+        self.ui.applyButton.toolTip = reason or _("Upsample the input volume along its slice axis")
+        compareReason = reason or ("" if p.simulateReference or p.referenceVolume else _("Select a reference volume"))
+        self.ui.compareButton.enabled = not compareReason and not self._running
+        self.ui.compareButton.toolTip = compareReason or _("Per-slice MAE of linear, cubic and DP-NSL")
+
+    def _setRunning(self, running: bool, message: str = "") -> None:
+        self._running = running
+        self._cancelRequested = False
+        self.ui.cancelButton.enabled = running
+        self.ui.applyButton.enabled = not running
+        self.ui.compareButton.enabled = not running
+        self.ui.progressBar.visible = running
+        self.ui.progressBar.value = 0
+        if message:
+            self.ui.statusLabel.text = message
+
+    def _onProgress(self, fraction: float, message: str) -> None:
+        self.ui.progressBar.value = int(round(100 * max(0.0, min(1.0, fraction))))
+        self.ui.statusLabel.text = message
+        slicer.app.processEvents()
+
+    def onCancelButton(self) -> None:
+        self._cancelRequested = True
+        self.ui.statusLabel.text = _("Cancelling...")
+
+    def _runGuarded(self, work) -> None:
+        """Install torch after asking, run ``work`` with progress/cancel, and report a cancel as a status."""
+        if not self.logic.setupPythonRequirements(askConfirmation=True):
+            self.ui.statusLabel.text = _("PyTorch is required; nothing was run.")
+            return
+        self.ui.deviceLabel.text = torchsetup.deviceSummary()
+        cancelled = importCore().Cancelled
+        self._setRunning(True, _("Running..."))
+        try:
+            work()
+        except cancelled:
+            self.ui.statusLabel.text = _("Cancelled; no output was written.")
+        finally:
+            self._setRunning(False)
+            self._checkCanApply()
+
+    def onApplyButton(self) -> None:
+        """Run processing when user clicks "Upsample" button."""
+        with slicer.util.tryWithErrorDisplay(_("Failed to upsample the volume."), waitCursor=True):
+            self._runGuarded(self._upsample)
+
+    def _upsample(self) -> None:
+        p = self._parameterNode
+        output, nodes = self.logic.upsample(p.inputVolume, **self.logic.requestArguments(p), method="dpnsl",
+                                            outputNode=p.outputVolume, returnParts=True, progress=self._onProgress,
+                                            cancel=lambda: self._cancelRequested)
+        self.logic.showResults(nodes, p.showParts, p.showRouting)
+        self.ui.statusLabel.text = _("Done: {name} (max |A x - y| = {error})").format(
+            name=output.GetName(), error=output.GetAttribute("DPNSL.consistencyError"))
+
+    def onCompareButton(self) -> None:
+        """Per-slice MAE curves of linear, cubic and DP-NSL, shown in a plot view."""
+        with slicer.util.tryWithErrorDisplay(_("Failed to compare the methods."), waitCursor=True):
+            self._runGuarded(self._compare)
+
+    def _compare(self) -> None:
+        p = self._parameterNode
+        reference = None if p.simulateReference else p.referenceVolume
+        table, chart = self.logic.compare(p.inputVolume, reference, **self.logic.requestArguments(p),
+                                          tableNode=p.compareTable, chartNode=p.compareChart,
+                                          progress=self._onProgress, cancel=lambda: self._cancelRequested)
+        p.compareTable, p.compareChart = table, chart
+        slicer.modules.plots.logic().ShowChartInLayout(chart)
+        self.ui.statusLabel.text = _("Compared: see the chart and table '{table}'").format(table=table.GetName())
+
+
+#
+# DPNSLLogic
+#
+
+
+class DPNSLLogic(ScriptedLoadableModuleLogic, SliceSuperResolutionLogic):
+    """Everything the panel does, callable from the Python console without it:
+
+    logic = slicer.util.getModuleLogic("DPNSL")   # or DPNSL.DPNSLLogic()
+    output, nodes = logic.upsample(volumeNode, scale=4, method="dpnsl", returnParts=True)
+    table, chart = logic.compare(volumeNode, None, scale=4)
+
+    Upsampling and comparison live in DPNSLLib.logic.SliceSuperResolutionLogic (Qt-free, tested headless).
+    """
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        SliceSuperResolutionLogic.__init__(self)
+
+    def getParameterNode(self):
+        return DPNSLParameterNode(super().getParameterNode())
+
+    def scaleArguments(self, p: DPNSLParameterNode) -> dict:
+        """``scale`` or ``spacing`` keyword for the Logic calls, from the panel's scale mode."""
+        return {"scale": p.scale} if p.scaleMode == ScaleMode.FACTOR else {"spacing": p.targetSpacing}
+
+    def requestArguments(self, p: DPNSLParameterNode) -> dict:
+        """Keyword arguments of :meth:`upsample` / :meth:`compare` from the parameter node."""
+        return dict(self.scaleArguments(p), degradation=p.degradation.value, thickness=p.thickness,
+                    model=self.modelSpec(p.model.value, p.checkpointPath), device=p.device.value)
+
+    def checkRequest(self, p: DPNSLParameterNode) -> str:
+        """Why the panel's request cannot run (shown as the Upsample tooltip), or "" when it can."""
+        try:
+            if p.outputVolume and p.inputVolume and p.outputVolume.GetID() == p.inputVolume.GetID():
+                return _("The output must differ from the input: pick another output or 'Create new volume'")
+            self.resolveScale(p.inputVolume, **self.scaleArguments(p), degradation=p.degradation.value)
+            self.modelSpec(p.model.value, p.checkpointPath)
+        except ValueError as error:
+            return str(error)
+        return ""
+
+    def showResults(self, nodes, showParts: bool = True, showRouting: bool = False) -> None:
+        """Switch to the DPNSL layout: input, anchor, detail, output side by side, routing maps below."""
+        showParts = bool(showParts and nodes.anchor is not None)
+        showRouting = bool(showRouting and nodes.routing)
+        display.applyLayout(slicer.mrmlScene, showParts, len(nodes.routing) if showRouting else 0)
+        slicer.app.processEvents()  # let the layout manager create the new slice views
+        axis = int(nodes.output.GetAttribute("DPNSL.sliceAxis"))
+        orientation = display.throughPlaneOrientation(ijkToRasArray(nodes.input), axis)
+        display.assignViews(slicer.app.applicationLogic(), nodes, showParts, showRouting, orientation)
+
+
+#
+# DPNSLTest
+#
+
+
+class DPNSLTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer (Reload and Test, or the generated ctest) on a synthetic volume, no download."""
+
+    def setUp(self):
+        """Do whatever is needed to reset the state - typically a scene clear will be enough."""
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        """Run as few or as many tests as needed here."""
+        self.setUp()
+        self.test_DPNSL1()
+
+    def test_DPNSL1(self):
+        """Upsample a rotated anisotropic volume: geometry, kept slices, parts, routing, Compare table."""
+        self.delayDisplay("Starting the test")
+        logic = DPNSLLogic()
+        self.assertTrue(logic.setupPythonRequirements(askConfirmation=not slicer.app.testingEnabled()))
+
+        rng = np.random.default_rng(0)
+        voxels = rng.normal(100.0, 40.0, size=(6, 24, 20)).astype(np.float32)
+        ijkToRas = np.diag([0.8, 0.9, 4.0, 1.0])
+        ijkToRas[:3, :3] = _rotation(25.0) @ ijkToRas[:3, :3]
+        ijkToRas[:3, 3] = (-10.0, 20.0, 5.0)
+        inputNode = slicer.util.addVolumeFromArray(voxels, ijkToRas, name="DPNSLTestInput")
+
+        output, nodes = logic.upsample(inputNode, scale=2, method="dpnsl", model="ct", device="cpu", returnParts=True)
+        upsampled = slicer.util.arrayFromVolume(output)
+        self.assertEqual(upsampled.shape, (11, 24, 20))
+        np.testing.assert_array_equal(upsampled[::2], voxels)  # decimate: observed slices kept bit for bit
+        expected = ijkToRas.copy()
+        expected[:3, 2] /= 2
+        np.testing.assert_allclose(ijkToRasArray(output), expected, atol=1e-9)
+        routing = np.stack([slicer.util.arrayFromVolume(node) for node in nodes.routing])
+        self.assertGreaterEqual(routing.min(), 0.0)
+        self.assertLessEqual(routing.max(), 1.0)
+        np.testing.assert_allclose(routing.sum(axis=0), 1.0, atol=1e-4)
+
+        table, chart = logic.compare(inputNode, None, scale=2, model="ct", device="cpu")
+        self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 3)
+        self.assertEqual(slicer.util.arrayFromTableColumn(table, "linear")[0], 0.0)  # observed slice: exact
+        logic.showResults(nodes, showParts=True, showRouting=True)
+        self.delayDisplay("Test passed")
+
+
+def _rotation(degrees: float) -> np.ndarray:
+    c, s = np.cos(np.deg2rad(degrees)), np.sin(np.deg2rad(degrees))
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])

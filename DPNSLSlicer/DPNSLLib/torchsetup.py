@@ -1,0 +1,112 @@
+"""PyTorch inside Slicer: detect it, describe the devices, install it on request (never at import time).
+
+Installation goes through the PyTorch extension's ``PyTorchUtils`` (it picks the CUDA build matching the
+driver); without that extension a CPU-only wheel is pip-installed. Either way the user is asked first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import slicer
+
+MINIMUM_TORCH = "2.1"
+#: DPNSLCore's other pure-Python dependencies that Slicer does not bundle (numpy and SimpleITK it does).
+EXTRA_PACKAGES = {"safetensors": "safetensors>=0.4", "tqdm": "tqdm>=4.60"}
+CPU_WHEEL_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def torchInstalled() -> bool:
+    """True when ``import torch`` would find a package (checked without importing it)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def missingPackages() -> list[str]:
+    """pip requirement strings of the DPNSLCore dependencies that are not installed, torch excluded."""
+    return [requirement for module, requirement in EXTRA_PACKAGES.items() if importlib.util.find_spec(module) is None]
+
+
+def deviceSummary() -> str:
+    """One line for the panel: which devices PyTorch can use here (imports torch only if it is installed)."""
+    if not torchInstalled():
+        return "PyTorch not installed yet: it is installed (after asking) on the first Upsample."
+    try:
+        import torch
+    except Exception as error:  # a broken install must not break the panel
+        return f"PyTorch is installed but fails to import ({error}); reinstall it with the PyTorch Utils module."
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        return f"PyTorch {torch.__version__}: CPU and CUDA ({names})."
+    return f"PyTorch {torch.__version__}: CPU only (no CUDA device visible)."
+
+
+def resolveDevice(choice: str) -> tuple[str, str]:
+    """Map the panel choice to a torch device string, falling back to the CPU when CUDA is missing.
+
+    Args:
+        choice: "auto", "cpu" or "cuda".
+
+    Returns:
+        (device, note): device is "cpu" or "cuda"; note says why CUDA was not used, else "".
+
+    Raises:
+        ValueError: unknown choice.
+    """
+    if choice not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"`device` must be 'auto', 'cpu' or 'cuda', got {choice!r}")
+    if choice == "cpu":
+        return "cpu", ""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", ""
+    note = "CUDA was requested but is not available here; running on the CPU." if choice == "cuda" else ""
+    return "cpu", note
+
+
+def setupPythonRequirements(askConfirmation: bool = True) -> bool:
+    """Make ``import DPNSLCore`` work: install PyTorch and the small extras if they are missing.
+
+    Args:
+        askConfirmation: ask the user before downloading anything (always True from the GUI).
+
+    Returns:
+        True when everything is installed; False when the user declined.
+
+    Raises:
+        RuntimeError: the installation did not produce an importable torch.
+    """
+    if not torchInstalled() and not _installTorch(askConfirmation):
+        return False
+    missing = missingPackages()
+    if missing:
+        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
+            f"DPNSL needs these Python packages: {', '.join(missing)}. Install them now?", "DPNSL setup"
+        ):
+            return False
+        slicer.util.pip_install(" ".join(missing))
+    return True
+
+
+def _installTorch(askConfirmation: bool) -> bool:
+    try:
+        import PyTorchUtils
+    except ModuleNotFoundError:
+        PyTorchUtils = None
+    if PyTorchUtils is not None:
+        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
+            askConfirmation=askConfirmation, torchVersionRequirement=f">={MINIMUM_TORCH}"
+        )
+        return torch is not None
+    logging.warning("DPNSL: the PyTorch extension is not installed; falling back to a CPU-only PyTorch wheel")
+    if askConfirmation and not slicer.util.confirmOkCancelDisplay(
+        "DPNSL needs PyTorch. The PyTorch extension (recommended, picks a GPU build) is not installed, so a "
+        f"CPU-only PyTorch >= {MINIMUM_TORCH} (about 200 MB) will be downloaded now. Continue?",
+        "DPNSL setup",
+    ):
+        return False
+    slicer.util.pip_install(f"torch>={MINIMUM_TORCH} --index-url {CPU_WHEEL_INDEX}")
+    if not torchInstalled():
+        raise RuntimeError("PyTorch installation finished but `import torch` still fails; see the Python console")
+    return True

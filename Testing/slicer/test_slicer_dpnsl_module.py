@@ -1,0 +1,95 @@
+"""DPNSL.py's own DPNSLLogic, imported headless: slicer-core lacks the Qt-side pieces of a scripted module
+(ScriptedLoadableModule, parameterNodeWrapper, i18n), so minimal stand-ins are installed for the import; the
+logic then runs on real MRML nodes exactly as from Slicer's Python console.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mrml_helpers import makeIjkToRas, requireSlicer, smoothVolume
+
+slicer = requireSlicer()
+
+from DPNSLLib.choices import DegradationModel, DeviceChoice, ModelChoice, ScaleMode  # noqa: E402
+
+import DPNSLCore  # noqa: E402
+
+
+class _LogicBase:
+    """Stand-in for slicer.ScriptedLoadableModule.ScriptedLoadableModuleLogic (cooperative __init__ as in Slicer)."""
+
+    def __init__(self, parent=None):
+        super().__init__()
+        self.moduleName = self.__class__.__name__.removesuffix("Logic")
+
+    def getParameterNode(self):
+        return slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
+
+
+@pytest.fixture
+def DPNSL(monkeypatch, scene):
+    """The DPNSL module file imported with stand-ins for the GUI-only parts of Slicer's Python package."""
+    stubs = {
+        "slicer.ScriptedLoadableModule": dict(ScriptedLoadableModule=type("Module", (), {}),
+                                              ScriptedLoadableModuleWidget=type("Widget", (), {}),
+                                              ScriptedLoadableModuleTest=type("Test", (), {}),
+                                              ScriptedLoadableModuleLogic=_LogicBase),
+        "slicer.parameterNodeWrapper": dict(parameterNodeWrapper=lambda cls: cls, WithinRange=lambda lo, hi: (lo, hi)),
+        "slicer.i18n": dict(tr=lambda text: text, translate=lambda context, text: text),
+    }
+    for name, attributes in stubs.items():
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attributes))
+    monkeypatch.delitem(sys.modules, "DPNSL", raising=False)
+    return importlib.import_module("DPNSL")
+
+
+def test_console_upsample_with_parts_returns_nodes(DPNSL, makeVolume):
+    inputNode = makeVolume(smoothVolume((4, 6, 5)), makeIjkToRas((0.8, 0.7, 3.0)), "thick")
+    logic = DPNSL.DPNSLLogic()
+    assert logic.moduleName == "DPNSL" and logic._models == {}
+    output, nodes = logic.upsample(inputNode, scale=4, method="linear", returnParts=True)
+    assert slicer.util.arrayFromVolume(output).shape == (13, 6, 5)
+    assert nodes.output is output and nodes.input is inputNode and nodes.anchor is not None
+    table, chart = logic.compare(inputNode, None, scale=2, methods=["linear"])
+    assert table.GetColumnName(2) == "linear" and chart.GetNumberOfPlotSeriesNodes() == 1
+
+
+def _panel(inputNode, **overrides):
+    """The parameter node's values as the widget sees them (typed attributes)."""
+    values = dict(inputVolume=inputNode, scaleMode=ScaleMode.FACTOR, scale=4.0, targetSpacing=1.0,
+                  degradation=DegradationModel.DECIMATE, thickness=1.0, model=ModelChoice.CT, checkpointPath=Path(),
+                  device=DeviceChoice.CPU, outputVolume=None)
+    values.update(overrides)
+    return types.SimpleNamespace(**values)
+
+
+def test_panel_request_maps_to_logic_arguments(DPNSL, makeVolume, monkeypatch):
+    inputNode = makeVolume(smoothVolume((4, 6, 5)), makeIjkToRas((0.8, 0.7, 3.0)), "thick")
+    logic = DPNSL.DPNSLLogic()
+    panel = _panel(inputNode, scaleMode=ScaleMode.SPACING, degradation=DegradationModel.SAMPLE, thickness=2.0)
+    assert logic.checkRequest(panel) == ""
+    assert logic.requestArguments(panel) == dict(spacing=1.0, degradation="sample", thickness=2.0, model="ct",
+                                                 device="cpu")
+    seen = {}
+    monkeypatch.setattr(DPNSLCore, "upsample", lambda array, scale, **kw: seen.update(kw, scale=scale) or 1 / 0)
+    monkeypatch.setattr(logic, "loadModel", lambda model, device: f"{model}@{device}")
+    with pytest.raises(ZeroDivisionError):
+        logic.upsample(inputNode, **logic.requestArguments(panel), method="dpnsl")
+    assert seen["scale"] == 3.0 and seen["model"] == "ct@cpu" and seen["degradation"] == "sample"
+
+
+def test_panel_explains_why_upsample_is_disabled(DPNSL, makeVolume, tmp_path):
+    inputNode = makeVolume(smoothVolume((4, 6, 5)), makeIjkToRas((0.8, 0.7, 3.0)), "thick")
+    logic = DPNSL.DPNSLLogic()
+    assert "`inputNode` is None" in logic.checkRequest(_panel(None))
+    assert "must be an integer, got 2.5" in logic.checkRequest(_panel(inputNode, scale=2.5))
+    assert "checkpoint file not found" in logic.checkRequest(_panel(inputNode, model=ModelChoice.CHECKPOINT,
+                                                                      checkpointPath=tmp_path / "none.safetensors"))
+    assert "output must differ from the input" in logic.checkRequest(_panel(inputNode, outputVolume=inputNode))
+    assert np.isclose(logic.resolveScale(inputNode, spacing=0.75)[0], 4.0)

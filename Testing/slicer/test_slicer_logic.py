@@ -1,0 +1,166 @@
+"""The Qt-free Logic on real MRML nodes: geometry of the output, node reuse, validation (baselines only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mrml_helpers import makeIjkToRas, requireSlicer, smoothVolume
+
+slicer = requireSlicer()
+
+from DPNSLLib.logic import SliceSuperResolutionLogic, expectedSliceCount  # noqa: E402
+from DPNSLLib.volumes import ijkToRasArray  # noqa: E402
+
+SPACINGS = {0: (0.7, 0.8, 3.0), 1: (0.7, 3.0, 0.8), 2: (3.0, 0.8, 0.7)}  # IJK spacing; numpy slice axis = key
+
+
+@pytest.fixture
+def logic():
+    return SliceSuperResolutionLogic()
+
+
+def _rasOf(matrix: np.ndarray, zyx: np.ndarray) -> np.ndarray:
+    """(N, 3) RAS of (N, 3) numpy-order (k, j, i) indices."""
+    ijk1 = np.concatenate([zyx[:, ::-1], np.ones((len(zyx), 1))], axis=1)
+    return (ijk1 @ matrix.T)[:, :3]
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_rotated_anisotropic_volume_keeps_observed_slices_in_place(logic, makeVolume, axis):
+    shape = [6, 7, 8]
+    shape[axis] = 5
+    array, matrix = smoothVolume(tuple(shape)), makeIjkToRas(SPACINGS[axis])
+    inputNode = makeVolume(array, matrix)
+    output = logic.upsample(inputNode, 3, method="linear")
+    out, outMatrix = slicer.util.arrayFromVolume(output), ijkToRasArray(output)
+    assert out.shape[axis] == 13 and np.delete(out.shape, axis).tolist() == np.delete(array.shape, axis).tolist()
+    # every voxel of every observed slice: same RAS position and the same value in the output
+    lrIndex = np.argwhere(np.ones(array.shape, bool)).astype(np.float64)
+    hrIndex = lrIndex.copy()
+    hrIndex[:, axis] *= 3
+    np.testing.assert_allclose(_rasOf(outMatrix, hrIndex), _rasOf(matrix, lrIndex), atol=1e-9)
+    np.testing.assert_array_equal(np.take(out, np.arange(0, 13, 3), axis=axis), array)
+    np.testing.assert_allclose(outMatrix[:, 3], matrix[:, 3])  # first slice (origin) kept
+    assert output.GetAttribute("DPNSL.consistencyError") == "0"
+
+
+def test_non_integer_sample_scale_puts_hr_slice_k_at_lr_position_k_over_s(logic, makeVolume):
+    array, matrix = smoothVolume((5, 6, 7)), makeIjkToRas(SPACINGS[0])
+    output = logic.upsample(makeVolume(array, matrix), 2.5, method="cubic", degradation="sample")
+    assert slicer.util.arrayFromVolume(output).shape == (expectedSliceCount(5, 2.5), 6, 7) == (11, 6, 7)
+    k = np.array([[0.0, 1.0, 2.0], [3.0, 1.0, 2.0], [10.0, 5.0, 6.0]])
+    np.testing.assert_allclose(_rasOf(ijkToRasArray(output), k), _rasOf(matrix, k * [[1 / 2.5, 1, 1]]), atol=1e-9)
+    assert output.GetAttribute("DPNSL.degradation") == "sample" and output.GetAttribute("DPNSL.method") == "cubic"
+
+
+def test_target_spacing_gives_the_scale(logic, makeVolume):
+    node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]))
+    output = logic.upsample(node, spacing=1.0, method="linear")
+    assert output.GetAttribute("DPNSL.scale") == "3"
+    np.testing.assert_allclose(np.linalg.norm(ijkToRasArray(output)[:3, 2]), 1.0)
+    assert logic.gridSummary(node, spacing=1.0) == "k axis: 4 slices x 3 mm -> 10 slices x 1 mm (scale 3)"
+
+
+def test_slice_count_rule_matches_dpnslcore():
+    import DPNSLCore
+
+    for n, s in [(2, 2.0), (5, 2.5), (7, 3.3), (40, 4.0), (13, 1.7)]:
+        assert expectedSliceCount(n, s) == DPNSLCore.hr_length(n, s)
+
+
+def test_output_node_and_parts_are_reused(logic, scene, makeVolume):
+    node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]))
+    first, parts1 = logic.upsample(node, 2, method="linear", returnParts=True)
+    count = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    second, parts2 = logic.upsample(node, 3, method="cubic", outputNode=first, returnParts=True)
+    assert second.GetID() == first.GetID() and parts2.anchor.GetID() == parts1.anchor.GetID()
+    assert parts2.detail.GetID() == parts1.detail.GetID()
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == count
+    assert slicer.util.arrayFromVolume(second).shape == (10, 5, 6)
+    logic.upsample(node, 2, method="linear", outputNode=first)  # without parts: stale parts are removed
+    assert first.GetNodeReference("DPNSL.anchor") is None
+    assert scene.GetNodeByID(parts1.anchor.GetID()) is None
+
+
+def test_new_output_by_default_never_the_input(logic, makeVolume):
+    node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]), "thick")
+    a, b = logic.upsample(node, 2, method="linear"), logic.upsample(node, 2, method="linear")
+    assert a.GetID() != b.GetID() and a.GetName() == "thick_x2_linear"
+    with pytest.raises(ValueError, match=r"`outputNode` is the input volume 'thick': DPNSL never overwrites"):
+        logic.upsample(node, 2, method="linear", outputNode=node)
+
+
+def test_no_input_is_rejected(logic):
+    with pytest.raises(ValueError, match=r"`inputNode` is None: select a scalar volume"):
+        logic.upsample(None, 2, method="linear")
+
+
+def test_two_d_input_is_rejected(logic, makeVolume):
+    node = makeVolume(np.zeros((1, 5, 6), np.float32), np.eye(4), "slice")
+    with pytest.raises(ValueError, match=r"'slice' is 2-D"):
+        logic.upsample(node, 2, method="linear")
+
+
+def test_four_d_input_is_rejected(logic, makeVolume):
+    node = makeVolume(np.zeros((3, 5, 6, 4), np.float32), np.eye(4), "dyn", "vtkMRMLVectorVolumeNode")
+    with pytest.raises(ValueError, match=r"'dyn' has 4 components per voxel"):
+        logic.upsample(node, 2, method="linear")
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, -2.0])
+def test_scale_at_most_one_is_rejected(logic, makeVolume, scale):
+    node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]))
+    with pytest.raises(ValueError, match=r"`scale` must be > 1, got .*target spacing below the current 3 mm"):
+        logic.upsample(node, scale, method="linear", degradation="sample")
+
+
+def test_target_spacing_coarser_than_input_is_rejected(logic, makeVolume):
+    node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]))
+    with pytest.raises(ValueError, match=r"`scale` must be > 1, got 0.5"):
+        logic.upsample(node, spacing=6.0, method="linear", degradation="sample")
+
+
+def test_scale_and_spacing_together_are_rejected(logic, makeVolume):
+    node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]))
+    with pytest.raises(ValueError, match=r"give exactly one of `scale`"):
+        logic.upsample(node, 2, spacing=1.0, method="linear")
+    with pytest.raises(ValueError, match=r"give exactly one of `scale`"):
+        logic.upsample(node, method="linear")
+
+
+def test_decimate_needs_an_integer_scale(logic, makeVolume):
+    node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]))
+    with pytest.raises(ValueError, match=r"'decimate' .* must be an integer, got 2.5; .* choose degradation 'sample'"):
+        logic.upsample(node, 2.5, method="linear")
+    assert logic.resolveScale(node, 2.9999999) == (3.0, 0)  # float noise from a spacing is snapped
+
+
+def test_unknown_method_and_degradation_are_rejected(logic, makeVolume):
+    node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]))
+    with pytest.raises(ValueError, match=r"methods must be a non-empty selection of \['linear', 'cubic', 'dpnsl'\]"):
+        logic.upsample(node, 2, method="nearest")
+    with pytest.raises(ValueError, match=r"`degradation` must be one of \['decimate', 'sample', 'profile'\]"):
+        logic.upsample(node, 2, method="linear", degradation="blur")
+
+
+def test_checkpoint_choice_needs_an_existing_file(logic, tmp_path):
+    assert logic.modelSpec("mr") == "mr"
+    with pytest.raises(ValueError, match=r"checkpoint file not found: .*missing.safetensors"):
+        logic.modelSpec("checkpoint", tmp_path / "missing.safetensors")
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(b"")
+    assert logic.modelSpec("checkpoint", path) == str(path)
+
+
+def test_models_are_loaded_once_per_model_and_device(logic, monkeypatch):
+    import DPNSLCore
+
+    calls = []
+    monkeypatch.setattr(DPNSLCore, "load_model", lambda name, device: calls.append((name, device)) or object())
+    first = logic.loadModel("ct", "cpu")
+    assert logic.loadModel("ct", "cpu") is first and calls == [("ct", "cpu")]
+    logic.loadModel("mr", "cpu")
+    assert calls == [("ct", "cpu"), ("mr", "cpu")]
+    assert logic.loadModel(None, "cpu") is None  # DPNSLCore then picks CT or MR from the intensities
+    module = object()
+    assert logic.loadModel(module, "cpu") is module

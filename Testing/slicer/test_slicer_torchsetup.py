@@ -1,0 +1,104 @@
+"""PyTorch inside Slicer: device choice with CPU fallback, ask-before-install, advice when torch is missing."""
+
+from __future__ import annotations
+
+import builtins
+import sys
+import types
+
+import pytest
+from mrml_helpers import requireSlicer
+
+slicer = requireSlicer()
+
+import torch  # noqa: E402
+from DPNSLLib import logic, torchsetup  # noqa: E402
+
+cudaAbsent = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback; this machine has CUDA")
+
+
+def test_cpu_choice_is_always_the_cpu():
+    assert torchsetup.resolveDevice("cpu") == ("cpu", "")
+
+
+@cudaAbsent
+def test_cuda_request_falls_back_to_the_cpu_with_a_note():
+    device, note = torchsetup.resolveDevice("cuda")
+    assert device == "cpu" and "CUDA was requested but is not available" in note
+    assert torchsetup.resolveDevice("auto") == ("cpu", "")
+
+
+def test_unknown_device_choice_is_rejected():
+    with pytest.raises(ValueError, match=r"`device` must be 'auto', 'cpu' or 'cuda', got 'tpu'"):
+        torchsetup.resolveDevice("tpu")
+
+
+def test_device_summary_names_the_torch_version():
+    assert torchsetup.deviceSummary().startswith(f"PyTorch {torch.__version__}: CPU")
+
+
+@pytest.fixture
+def dialogs(monkeypatch):
+    """Record confirmations and pip installs instead of showing or running them."""
+    calls = {"confirm": [], "pip": [], "answer": True}
+
+    def confirm(text, title=""):
+        calls["confirm"].append(text)
+        return calls["answer"]
+
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", confirm, raising=False)
+    monkeypatch.setattr(slicer.util, "pip_install", lambda req: calls["pip"].append(req))
+    return calls
+
+
+def test_nothing_is_asked_or_installed_when_everything_is_there(dialogs, monkeypatch):
+    monkeypatch.setattr(torchsetup, "missingPackages", lambda: [])
+    assert torchsetup.setupPythonRequirements(askConfirmation=True)
+    assert dialogs == {"confirm": [], "pip": [], "answer": True}
+
+
+def test_missing_torch_goes_through_the_pytorch_extension(dialogs, monkeypatch):
+    received = {}
+
+    class FakeLogic:
+        def installTorch(self, **kwargs):
+            received.update(kwargs)
+            return None  # the user declined in PyTorchUtils' own dialog
+
+    monkeypatch.setattr(torchsetup, "torchInstalled", lambda: False)
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", types.SimpleNamespace(PyTorchUtilsLogic=FakeLogic))
+    assert torchsetup.setupPythonRequirements(askConfirmation=True) is False
+    assert received == {"askConfirmation": True, "torchVersionRequirement": f">={torchsetup.MINIMUM_TORCH}"}
+    assert dialogs["pip"] == []
+
+
+def test_without_the_extension_a_cpu_wheel_is_installed_only_after_asking(dialogs, monkeypatch):
+    monkeypatch.setattr(torchsetup, "torchInstalled", lambda: False)
+    monkeypatch.setattr(torchsetup, "missingPackages", lambda: [])
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # import raises ModuleNotFoundError
+    dialogs["answer"] = False
+    assert torchsetup.setupPythonRequirements(askConfirmation=True) is False
+    assert len(dialogs["confirm"]) == 1 and dialogs["pip"] == []
+    dialogs["answer"] = True
+    with pytest.raises(RuntimeError, match=r"`import torch` still fails"):  # our fake pip installs nothing
+        torchsetup.setupPythonRequirements(askConfirmation=True)
+    assert dialogs["pip"] == [f"torch>={torchsetup.MINIMUM_TORCH} --index-url {torchsetup.CPU_WHEEL_INDEX}"]
+
+
+def test_missing_extras_are_installed_after_asking(dialogs, monkeypatch):
+    monkeypatch.setattr(torchsetup, "missingPackages", lambda: ["safetensors>=0.4"])
+    assert torchsetup.setupPythonRequirements(askConfirmation=True)
+    assert "safetensors>=0.4" in dialogs["confirm"][0] and dialogs["pip"] == ["safetensors>=0.4"]
+
+
+def test_missing_torch_at_run_time_gives_advice(monkeypatch):
+    realImport = builtins.__import__
+
+    def noTorch(name, *args, **kwargs):
+        if name == "DPNSLCore":
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return realImport(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", noTorch)
+    with pytest.raises(RuntimeError, match=r"PyTorch is not installed: run DPNSLLogic\(\).setupPythonRequirements\(\)"):
+        logic.importCore()

@@ -1,0 +1,172 @@
+"""Evaluation protocol: known answers, tables and CSV, the learned-model path, the paired check, error paths."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from DPNSLCore.data import TrainingVolume
+from DPNSLCore.evaluate import ProtocolOptions, evaluate, main, score_volume
+from DPNSLCore.intensity import IntensityNormalizer
+from DPNSLCore.io import Geometry, Volume, write_volume
+from DPNSLCore.models import PRESETS, build_model
+from DPNSLCore.paired import paired_check
+
+IDENTITY = IntensityNormalizer("mr", 1.0, 0.0)  # data already in [0, 1]
+FAST = ProtocolOptions(ssim=False, device="cpu")
+
+
+def z_profile(values, size=16) -> TrainingVolume:
+    """A volume constant in-plane whose slices follow ``values``."""
+    column = np.asarray(values, np.float32)[:, None, None]
+    return TrainingVolume(np.broadcast_to(column, (len(values), size, size)).copy(), name="z", normalizer=IDENTITY)
+
+
+def test_linear_along_z_is_reproduced_exactly_by_linear_interpolation():
+    volume = z_profile((8 + np.arange(25)) / 64)  # dyadic values: x2 and x4 weights are exact in float32
+    scores = score_volume(volume, [2, 3, 4], ["linear"], options=ProtocolOptions(device="cpu"))
+    for score in scores:
+        assert score.ssim == pytest.approx(1.0) and score.consistency == 0.0
+        if score.scale == 3:  # weights 1/3, 2/3 round in float32
+            assert score.psnr > 130 and score.mae.max() < 1e-6
+        else:
+            assert score.psnr == math.inf and not score.mae.any()
+
+
+def test_hand_computed_psnr_of_an_alternating_profile():
+    # HR slices 0.5, 0.6, 0.5, 0.6, ...: y (every 2nd) is all 0.5, so linear misses 0.1 on each odd slice.
+    volume = z_profile(0.5 + 0.1 * (np.arange(21) % 2))
+    [score] = score_volume(volume, [2], ["linear"], options=FAST)
+    # slices 2..18 are scored (the first and last 2 dropped): 8 odd slices of 17, squared error 0.01
+    assert score.psnr == pytest.approx(10 * math.log10(17 / (8 * 0.01)), abs=1e-4)
+    np.testing.assert_allclose(score.mae, 0.1 * (np.arange(21) % 2), atol=1e-6)
+
+
+def test_acquired_slices_have_zero_error_for_consistent_methods():
+    rng = np.random.default_rng(0)
+    volume = TrainingVolume(rng.random((19, 12, 12), dtype=np.float32), name="noise", normalizer=IDENTITY)
+    for score in score_volume(volume, [3], ["linear", "cubic"], options=FAST):
+        assert score.consistency == 0.0
+        assert not score.mae[::3].any() and score.mae[1::3].min() > 0
+
+
+def test_sample_degradation_reports_baseline_inconsistency():
+    rng = np.random.default_rng(1)
+    volume = TrainingVolume(rng.random((21, 12, 12), dtype=np.float32), name="noise", normalizer=IDENTITY)
+    options = ProtocolOptions(degradation="sample", ssim=False, device="cpu")
+    [score] = score_volume(volume, [2.5], ["cubic"], options=options)
+    assert score.consistency > 1e-3
+
+
+def test_untrained_model_runs_the_product_path_and_stays_consistent():
+    rng = np.random.default_rng(2)
+    hu = rng.normal(0, 300, (13, 16, 16)).astype(np.float32)
+    norm = IntensityNormalizer.for_ct()
+    volume = TrainingVolume(norm.forward(hu), name="ct", normalizer=norm)
+    model = build_model(PRESETS["lean"])
+    model.modality = "ct"
+    [score] = score_volume(volume, [3], ["dpnsl"], model=model, options=FAST)
+    assert score.consistency < 1e-6 and score.mae[::3].max() < 1e-6 and math.isfinite(score.psnr)
+
+
+@pytest.fixture
+def ct_file(tmp_path):
+    z = np.arange(29, dtype=np.float32)[:, None, None]
+    yx = np.sin(np.arange(20, dtype=np.float32) / 3)[None, :, None] * np.ones((1, 1, 20), np.float32)
+    hu = (-200 + 40 * z + 100 * yx + 5 * np.cos(z)).astype(np.int16)
+    path = tmp_path / "ct.nii.gz"
+    write_volume(Volume(hu, Geometry(spacing=(0.8, 0.8, 1.0))), path)
+    return path
+
+
+def test_report_files_hold_every_scale_and_method(ct_file, tmp_path):
+    out = tmp_path / "report"
+    result = evaluate([ct_file], "2,3", "linear,cubic", modality="ct", out=out, options=ProtocolOptions(device="cpu"))
+    assert [(r.scale, r.method) for r in result.summary] == [(2, "linear"), (2, "cubic"), (3, "linear"), (3, "cubic")]
+    assert "| ×2 | cubic |" in result.markdown and (out / "results.md").read_text().endswith(result.markdown[-40:])
+    with open(out / "summary.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["scale"], r["method"]) for r in rows] == [(f"{r.scale:g}", r.method) for r in result.summary]
+    linear = [r for r in rows if r["method"] == "linear"][0]
+    assert float(linear["psnr_mean"]) == pytest.approx(result.scores[0].psnr) and float(linear["psnr_std"]) == 0.0
+    assert float(linear["gain_vs_linear"]) == 0.0 and float(linear["max_consistency_error"]) == 0.0
+    for name in ("mae_x2.png", "mae_x3.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_block_restricts_the_slices(ct_file):
+    result = evaluate([ct_file], "2", "linear", modality="ct", block="4:21", options=FAST)
+    assert result.scores[0].volume.endswith("[4:21]") and result.scores[0].mae.size == 17
+
+
+def test_held_out_is_the_block_training_held_out(ct_file):
+    result = evaluate([ct_file], "2", "linear", modality="ct", held_out=0.25, options=FAST)
+    assert result.scores[0].volume.endswith("[22:29]") and result.scores[0].mae.size == 7
+    with pytest.raises(ValueError, match="not both"):
+        evaluate([ct_file], "2", "linear", block="0:10", held_out=0.25)
+
+
+def test_paired_check_is_exact_for_linear_data_on_shifted_grids(tmp_path):
+    thin_hu = np.broadcast_to((-300 + 25 * np.arange(21, dtype=np.float32))[:, None, None], (21, 12, 12))
+    thin = Volume(thin_hu.astype(np.float32), Geometry(spacing=(1, 1, 1), origin=(0, 0, -2)))  # z = -2 .. 18 mm
+    write_volume(thin, tmp_path / "thin.nrrd")
+    thick = thin_hu[2::5].astype(np.float32)  # slices at z = 0, 5, 10, 15 mm
+    write_volume(Volume(thick, Geometry(spacing=(1, 1, 5), origin=(0, 0, 0))), tmp_path / "thick.nrrd")
+    rows = paired_check(tmp_path / "thick.nrrd", tmp_path / "thin.nrrd", ["linear", "cubic"], modality="ct",
+                        out=tmp_path / "paired")
+    linear = rows[0]
+    assert linear.scale == 5.0 and linear.voxels == 16 * 144 and linear.psnr > 100
+    assert (tmp_path / "paired" / "paired.md").read_text().count("| ×5 |") == 2
+
+
+# ---- errors: one per rule ----
+
+
+def test_missing_data_path_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        evaluate([tmp_path / "missing.nii.gz"], "2", "linear")
+
+
+def test_scale_not_above_one_is_rejected(ct_file):
+    with pytest.raises(ValueError, match="factors > 1"):
+        evaluate([ct_file], "1,2", "linear")
+
+
+def test_unknown_method_is_rejected(ct_file):
+    with pytest.raises(ValueError, match="subset of dpnsl, linear, cubic"):
+        evaluate([ct_file], "2", "linear,nearest")
+
+
+def test_too_few_slices_for_the_ssim_window_is_explained():
+    with pytest.raises(ValueError, match="4 scored slices at scale 3.*--no-ssim"):
+        score_volume(z_profile(np.linspace(0, 1, 10)), [3], ["linear"], options=ProtocolOptions(device="cpu"))
+
+
+def test_scales_a_short_block_cannot_hold_are_skipped_and_listed(ct_file):
+    result = evaluate([ct_file], "2,7", "linear", modality="ct", block="0:20", options=ProtocolOptions(device="cpu"))
+    assert [s.scale for s in result.scores] == [2.0]
+    assert "skipped" in result.markdown and "scale 7" in result.markdown
+    with pytest.raises(ValueError, match="no volume is long enough"):
+        evaluate([ct_file], "7", "linear", modality="ct", block="0:20", options=ProtocolOptions(device="cpu"))
+
+
+def test_model_of_another_modality_is_rejected():
+    model = build_model(PRESETS["lean"])
+    model.modality = "ct"
+    with pytest.raises(ValueError, match="trained on CT"):
+        score_volume(z_profile(np.linspace(0, 1, 9)), [2], ["dpnsl"], model=model, options=FAST)
+
+
+def test_command_line_errors_exit_with_code_2(ct_file, capsys):
+    assert main(["--data", str(ct_file), "--scales", "0.5"]) == 2
+    assert "factors > 1" in capsys.readouterr().err
+    assert main(["--data", str(ct_file) + ".missing", "--methods", "linear"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["--scales", "2"]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_command_line_prints_the_table(ct_file, capsys):
+    assert main(["--data", str(ct_file), "--scales", "2", "--methods", "linear", "--no-ssim", "--modality", "ct"]) == 0
+    assert "| ×2 | linear |" in capsys.readouterr().out

@@ -1,0 +1,141 @@
+"""Training: checkpoints and log, exact resume, the loss going down, option handling and errors."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from DPNSLCore import training_state as ts
+from DPNSLCore.io import Geometry, Volume, write_volume
+from DPNSLCore.models import PRESETS, build_model, load_checkpoint, read_checkpoint_info
+from DPNSLCore.operators import make_degradation
+from DPNSLCore.train import main, resolve_args
+
+
+@pytest.fixture(scope="module")
+def ct_file(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    z, y, x = np.meshgrid(np.arange(40), np.arange(20), np.arange(20), indexing="ij")
+    hu = 300 * np.sin(z / 4 + y / 5) * np.cos(x / 6) + rng.normal(0, 20, z.shape)
+    path = tmp_path_factory.mktemp("data") / "ct.nii.gz"
+    write_volume(Volume(hu.astype(np.int16), Geometry(spacing=(0.8, 0.8, 1.0))), path)
+    return path
+
+
+def tiny_run(ct_file, out, steps, *extra):
+    """Options of a tiny, fast run: one scale, 12 x 12 crops, validation every 2 steps."""
+    return ["--data", str(ct_file), "--modality", "ct", "--scales", "2", "--crop", "12", "--batch-size", "2",
+            "--steps", str(steps), "--lr-step", "3", "--lr", "1e-3", "--val-every", "2", "--log-every", "1",
+            "--val-block", "0.3", "--workers", "0", "--device", "cpu", "--quiet", "--out", str(out), *extra]
+
+
+def read_log(folder):
+    with open(folder / ts.LOG_FILE, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_run_writes_model_state_best_and_log(ct_file, tmp_path):
+    assert main(tiny_run(ct_file, tmp_path, 4)) == 0
+    model = load_checkpoint(tmp_path / ts.MODEL_FILE)
+    extra = read_checkpoint_info(tmp_path / ts.MODEL_FILE)["extra"]
+    assert extra["steps"] == 4 and extra["modality"] == "ct" and extra["scales"] == [2.0]
+    assert "--steps 4" in extra["command"] and extra["data"] == [str(ct_file)] and extra["wall_time_s"] >= 0
+    assert model.config == PRESETS["lean"]
+    state = ts.load_state(tmp_path)
+    assert state["step"] == 4 and state["scheduler"]["last_epoch"] == 4
+    assert (tmp_path / ts.BEST_FILE).is_file()
+    rows = read_log(tmp_path)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert [float(r["lr"]) for r in rows] == [1e-3, 1e-3, 5e-4, 5e-4]
+    assert rows[0]["val_psnr_x2_dpnsl"] == "" and float(rows[1]["val_psnr_x2_linear"]) > 20
+    gain = float(rows[3]["val_psnr_x2_dpnsl"]) - float(rows[3]["val_psnr_x2_linear"])
+    assert float(rows[3]["val_gain_x2_linear"]) == pytest.approx(gain, abs=1e-4)
+    best = read_checkpoint_info(tmp_path / ts.BEST_FILE)["extra"]["val"]["val_mean_gain"]
+    assert best == pytest.approx(max(float(r["val_mean_gain"]) for r in rows if r["val_mean_gain"]), abs=1e-4)
+
+
+def test_metric_log_drops_rows_after_the_resumed_step(tmp_path):
+    log = ts.MetricLog(tmp_path / "log.csv", ["step", "loss"])
+    for step in range(1, 6):
+        log.append({"step": step, "loss": 1.0 / step})
+    assert [r["step"] for r in ts.MetricLog(tmp_path / "log.csv", ["step", "loss"], resume_step=3).read()] == [
+        "1", "2", "3"]
+    with pytest.raises(ValueError, match="other columns"):
+        ts.MetricLog(tmp_path / "log.csv", ["step", "loss", "lr"], resume_step=3)
+
+
+def test_resume_continues_bit_identically(ct_file, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(tiny_run(ct_file, straight, 4)) == 0
+    assert main(tiny_run(ct_file, split, 2)) == 0
+    assert main(["--resume", str(split), "--steps", "4", "--quiet"]) == 0
+    a, b = load_file(straight / ts.MODEL_FILE), load_file(split / ts.MODEL_FILE)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["loss"] for r in read_log(straight)] == [r["loss"] for r in read_log(split)]
+    assert ts.load_state(split)["step"] == 4
+
+
+def test_resume_refuses_to_change_the_recipe(ct_file, tmp_path):
+    assert main(tiny_run(ct_file, tmp_path, 1)) == 0
+    with pytest.raises(ValueError, match=r"cannot change: \['lr'\]"):
+        resolve_args(["--resume", str(tmp_path), "--lr", "0.5"])
+
+
+def test_l1_training_reduces_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = build_model(PRESETS["lean"])
+    deg = make_degradation("decimate", 2, 4)
+    z = torch.arange(deg.n_hr, dtype=torch.float32).view(1, 1, -1, 1, 1)
+    hr = 0.5 + 0.2 * torch.sin(z * 1.3 + torch.linspace(0, 3, 12).view(1, 1, 1, -1, 1)).expand(2, 1, -1, 12, 12)
+    y = deg.forward(hr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3, betas=(0.9, 0.999))
+    losses = []
+    for _ in range(30):
+        loss = torch.nn.functional.l1_loss(model(y, deg)["output"], hr)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_default_lr_step_is_a_fifth_of_the_steps(ct_file, tmp_path):
+    args = resolve_args(["--data", str(ct_file), "--modality", "mr", "--steps", "1000", "--out", str(tmp_path)])
+    assert args.lr_step == 200 and args.checkpoint_every == args.val_every and args.val_block == 0.15
+
+
+# ---- errors: one per rule ----
+
+
+def test_missing_data_path_exits_with_a_message(tmp_path, capsys):
+    assert main(tiny_run(tmp_path / "missing.nii.gz", tmp_path / "out", 1)) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_scale_not_above_one_is_rejected(ct_file, tmp_path):
+    with pytest.raises(ValueError, match="factors > 1"):
+        resolve_args(["--data", str(ct_file), "--modality", "ct", "--scales", "1,2"])
+
+
+def test_modality_is_required(ct_file):
+    with pytest.raises(ValueError, match="--modality"):
+        resolve_args(["--data", str(ct_file)])
+
+
+def test_amp_needs_cuda(ct_file, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    assert main([*tiny_run(ct_file, tmp_path, 1), "--amp"]) == 2
+    assert "--amp needs a CUDA device" in capsys.readouterr().err
+
+
+def test_resume_without_a_run_folder_is_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--resume needs a run folder"):
+        resolve_args(["--resume", str(tmp_path)])
+
+
+def test_validation_block_too_short_for_the_scales(ct_file, tmp_path, capsys):
+    assert main([*tiny_run(ct_file, tmp_path, 1), "--val-scales", "4", "--val-block", "0.2"]) == 2
+    assert "raise --val-block" in capsys.readouterr().err
