@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._allocator import keep_freed_memory
 from .inference import upsample
 from .io import read_volume
 from .operators import simulate_acquisition
@@ -97,11 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default="linear,cubic,lean", help="comma list: linear, cubic, presets, ct, mr, paths")
     p.add_argument("--device", default="auto")
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--tile-size", type=int, default=256)
+    p.add_argument("--tile-size", type=int, default=224)
     p.add_argument("--z-window", type=int, default=8)
     p.add_argument("--z-overlap", type=int, default=2)
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one method, print JSON
     args = p.parse_args(argv)
+    keep_freed_memory()
     device = resolve_device(args.device)
     vol = read_volume(args.volume)
     lr, _ = simulate_acquisition(vol.array.astype(np.float32), args.scale)

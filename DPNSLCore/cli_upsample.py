@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ._allocator import keep_freed_memory
 from .inference import METHODS, upsample
 from .io import Volume, read_volume, write_volume
 from .operators import KINDS, PROFILES
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", "--model", dest="model", default=None,
                    help="checkpoint path, shipped name (ct, mr) or preset; default: shipped model for the modality")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--tile-size", type=int, default=256, help="in-plane tile size (voxels); lower it to save memory")
+    p.add_argument("--tile-size", type=int, default=224, help="in-plane tile size (voxels); lower it to save memory")
     p.add_argument("--z-window", type=int, default=8, help="observed slices per network window")
     p.add_argument("--z-overlap", type=int, default=2, help="observed slices shared by neighbouring windows")
     p.add_argument("--blend", choices=["ramp", "mean"], default="ramp",
@@ -64,6 +65,7 @@ def _write_parts(result, folder: Path, stem: str) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         volume = read_volume(args.input)
         axis = None if args.slice_axis == "auto" else int(args.slice_axis)

@@ -93,7 +93,7 @@ def _run_model(model, y: torch.Tensor, deg: Degradation, norm: IntensityNormaliz
                progress, cancel):
     """Network in normalised units, projection in input units: returns (output, anchor, detail, routing)."""
     y_n = torch.as_tensor(norm.forward(y.numpy()), dtype=torch.float32)
-    options = {"z_window": 8, "z_overlap": 2, "tile_size": 256, "blend": "ramp", **(tiling or {})}
+    options = {"z_window": 8, "z_overlap": 2, "tile_size": 224, "blend": "ramp", **(tiling or {})}
     with torch.inference_mode():
         f_n, routing = run_tiled(model.estimator, y_n, deg, halo=model.estimator.receptive_radius,
                                  device=device, with_routing=return_parts, progress=progress, cancel=cancel, **options)
@@ -102,7 +102,7 @@ def _run_model(model, y: torch.Tensor, deg: Degradation, norm: IntensityNormaliz
     anchor_kind = getattr(cfg, "anchor", "linear")
     projection = getattr(cfg, "projection", "pinv") if use_mcp else "none"
     _, _, detail_n = measurement_consistent_projection(y_n, f_n, deg, anchor="none", projection=projection)
-    anchor = deg.anchor(y) if anchor_kind == "linear" else torch.full_like(f_n, float(norm.offset))
+    anchor = torch.full_like(f_n, float(norm.offset)) if anchor_kind == "none" else deg.anchor(y, anchor_kind)
     detail = detail_n * float(norm.scale)
     return anchor + detail, anchor, detail, routing
 

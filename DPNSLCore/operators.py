@@ -29,7 +29,8 @@ from .interpolation import apply_along_slices, interpolation_matrix, is_integer_
 KINDS = ("decimate", "sample", "profile")
 PROFILES = ("box", "gaussian")
 MAX_SCALE = 64.0
-ANCHORS = ("linear", "none")
+ANCHORS = ("linear", "cubic", "none")
+_ANCHOR_DEGREE = {"linear": 1, "cubic": 3}
 PROJECTIONS = ("pinv", "linear", "none")
 
 
@@ -140,7 +141,7 @@ class Degradation:
     matrix: np.ndarray = field(repr=False, compare=False, default=None)  # A, (n_lr, n_hr) float64
     pinv_matrix: np.ndarray = field(repr=False, compare=False, default=None)  # A+, (n_hr, n_lr)
     linear_matrix: np.ndarray = field(repr=False, compare=False, default=None)  # L, (n_hr, n_lr)
-    anchor_matrix: np.ndarray = field(repr=False, compare=False, default=None)  # B = L + A+(I - A L)
+    _anchors: dict = field(repr=False, compare=False, default_factory=dict)  # kind -> B, built on first use
 
     @property
     def hr_positions(self) -> np.ndarray:
@@ -176,9 +177,20 @@ class Degradation:
         """Linear interpolation of the observed slices onto the HR grid."""
         return self.restore_observed(apply_along_slices(self.linear_matrix, y), y)
 
-    def anchor(self, y: torch.Tensor) -> torch.Tensor:
-        """Range anchor B y with A B = I: linear interpolation, corrected in the range space of A+."""
-        return self.restore_observed(apply_along_slices(self.anchor_matrix, y), y)
+    def anchor_matrix(self, kind: str = "linear") -> np.ndarray:
+        """B = M + A+ (I - A M) for the linear or cubic interpolator M: A B = I, and B = M for decimate."""
+        if kind not in _ANCHOR_DEGREE:
+            raise ValueError(f"anchor `kind` must be 'linear' or 'cubic', got {kind!r}")
+        if kind not in self._anchors:
+            m = interpolation_matrix(self.hr_positions, self.n_lr, _ANCHOR_DEGREE[kind])
+            if self.kind != "decimate":  # for decimate A M = I exactly already; keep B bit-identical to M
+                m = m + self.pinv_matrix @ (np.eye(self.n_lr) - self.matrix @ m)
+            self._anchors[kind] = m
+        return self._anchors[kind]
+
+    def anchor(self, y: torch.Tensor, kind: str = "linear") -> torch.Tensor:
+        """Range anchor B y with A B = I: linear (paper) or cubic interpolation, corrected in the range of A+."""
+        return self.restore_observed(apply_along_slices(self.anchor_matrix(kind), y), y)
 
     def restore_observed(self, hr: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """For ``decimate``, write ``y`` into the observed HR slices of ``hr`` (in place), so they are
@@ -239,10 +251,7 @@ def make_degradation(
     a = _forward_matrix(kind, scale, n_lr, n_hr, profile, thickness)
     a_pinv = _pseudo_inverse(a)
     lin = interpolation_matrix(np.arange(n_hr) / scale, n_lr, 1)
-    anchor = lin + a_pinv @ (np.eye(n_lr) - a @ lin)
-    if kind == "decimate":  # A L = I exactly, so B = L; keep it bit-identical
-        anchor = lin.copy()
-    return Degradation(kind, scale, n_lr, n_hr, profile, float(thickness), a, a_pinv, lin, anchor)
+    return Degradation(kind, scale, n_lr, n_hr, profile, float(thickness), a, a_pinv, lin)
 
 
 def measurement_consistent_projection(
@@ -259,7 +268,8 @@ def measurement_consistent_projection(
         y: observed slices (..., n_lr, Y, X).
         f: network output on the HR grid (..., n_hr, Y, X); must be finite.
         degradation: the acquisition operator A.
-        anchor: "linear" (B = consistent linear anchor) or "none" (B = 0), the paper's Table 7 ablations.
+        anchor: "linear" (B = consistent linear anchor, the paper), "cubic" (consistent cubic B-spline anchor) or
+            "none" (B = 0; the paper's Table 7 ablation).
         projection: "pinv" (P = A+, zero-pad for decimate), "linear" (P = L), or "none" (no projection).
 
     Returns:
@@ -274,7 +284,7 @@ def measurement_consistent_projection(
     _check_slices(f, degradation.n_hr, "HR")
     if not torch.isfinite(f).all():
         raise ValueError("the network output `f` contains NaN or inf; the projection needs finite values")
-    base = degradation.anchor(y) if anchor == "linear" else torch.zeros_like(f)
+    base = torch.zeros_like(f) if anchor == "none" else degradation.anchor(y, anchor)
     if projection == "none":
         detail = f
     else:

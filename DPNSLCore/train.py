@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "volume (default 0.15 without --val-data, else 0)")
     p.add_argument("--val-gap", type=int, default=4, help="slices dropped between training and held-out block")
     p.add_argument("--preset", default="lean", choices=sorted(PRESETS), help="model preset (default lean)")
+    p.add_argument("--anchor", choices=["linear", "cubic", "none"], default=None,
+                   help="range anchor B of the projection (default: the preset's, linear as in the paper)")
     p.add_argument("--scales", default="2,3,4", help="training scales, one drawn per batch (default 2,3,4)")
     p.add_argument("--val-scales", help="validation scales (default: the training scales)")
     p.add_argument("--n-lr", type=int, default=4, help="observed slices per training window (paper: 4)")
@@ -177,7 +179,8 @@ class _Run:
         self.args, self.out = args, Path(args.out)
         torch.manual_seed(args.seed)
         self.state = ts.load_state(self.out) if args.resume else None
-        self.model = build_model(PRESETS[args.preset])
+        config = PRESETS[args.preset]
+        self.model = build_model(config.replace(anchor=args.anchor) if args.anchor else config)
         if self.state is not None:  # the state file holds the weights too, so a resume never mixes two steps
             self.model.load_state_dict(self.state["model"])
         self.model = self.model.to(device)

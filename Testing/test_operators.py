@@ -46,7 +46,8 @@ def test_observed_slices_lie_on_hr_positions(scale):
 def test_a_pinv_is_identity(kind, scale):
     deg = make_degradation(kind, scale, 7)
     np.testing.assert_allclose(deg.matrix @ deg.pinv_matrix, np.eye(7), atol=1e-12)
-    np.testing.assert_allclose(deg.matrix @ deg.anchor_matrix, np.eye(7), atol=1e-12)
+    for anchor in ("linear", "cubic"):
+        np.testing.assert_allclose(deg.matrix @ deg.anchor_matrix(anchor), np.eye(7), atol=1e-12)
 
 
 @pytest.mark.parametrize("kind,scale", CASES)
@@ -89,14 +90,15 @@ def test_decimate_projection_is_bit_exact_for_any_f(scale, n_lr, seed, magnitude
 
 
 @settings(max_examples=30, deadline=None)
-@given(case=st.sampled_from(CASES), n_lr=st.integers(2, 6), seed=st.integers(0, 2**31 - 1))
-def test_projection_is_consistent_for_any_f(case, n_lr, seed):
+@given(case=st.sampled_from(CASES), n_lr=st.integers(2, 6), seed=st.integers(0, 2**31 - 1),
+       anchor_kind=st.sampled_from(["linear", "cubic"]))
+def test_projection_is_consistent_for_any_f(case, n_lr, seed, anchor_kind):
     kind, scale = case
     gen = torch.Generator().manual_seed(seed)
     deg = make_degradation(kind, scale, n_lr, thickness=1.3)
     y = torch.rand(2, n_lr, 4, 3, generator=gen)
     f = torch.randn(2, deg.n_hr, 4, 3, generator=gen) * 10
-    out, anchor, detail = measurement_consistent_projection(y, f, deg)
+    out, anchor, detail = measurement_consistent_projection(y, f, deg, anchor=anchor_kind)
     tol = 1e-5 * y.abs().max().item()
     assert (deg.forward(out) - y).abs().max().item() <= tol
     assert (deg.forward(anchor) - y).abs().max().item() <= tol
@@ -121,6 +123,17 @@ def test_anchor_equals_linear_interpolation_for_decimate():
     expected = torch.tensor([0, 1, 2, 3, 5, 7, 9, 6, 3, 0], dtype=torch.float32).reshape(10, 1, 1)
     assert torch.equal(deg.anchor(y), expected)
     assert torch.equal(deg.linear(y), expected)
+
+
+@pytest.mark.parametrize("scale", INTEGER_SCALES)
+def test_cubic_anchor_is_the_cubic_baseline_for_decimate(scale):
+    from DPNSLCore.interpolation import interpolate
+
+    deg = make_degradation("decimate", scale, 6)
+    y = torch.rand(6, 3, 3)
+    assert torch.equal(deg.anchor(y, "cubic"), interpolate(y, deg, "cubic"))
+    out, _, _ = measurement_consistent_projection(y, torch.rand(deg.n_hr, 3, 3), deg, anchor="cubic")
+    assert torch.equal(deg.forward(out), y)
 
 
 def test_projection_ablations():

@@ -17,7 +17,7 @@ HEAD_RESOLUTIONS = ("hr", "lr")
 ROUTERS = ("soft", "hard_gumbel")
 DECODERS = ("lscd", "mlp")
 DECODER_BRANCHES = ("conv3", "dw3", "dw5", "dw7")
-ANCHORS = ("linear", "none")
+ANCHORS = ("linear", "cubic", "none")
 PROJECTIONS = ("pinv", "linear", "none")
 SPLINE_DEGREES = (2, 3, 4)
 

@@ -1,0 +1,99 @@
+"""`upsample(method="dpnsl")` on whole volumes: exact consistency, tiling invariance, parts, models, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from DPNSLCore import Cancelled, load_model, upsample
+from DPNSLCore.intensity import IntensityNormalizer
+from DPNSLCore.models import build_model, preset, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def model():
+    """Lean model with a randomised last conv (a fresh one adds no detail at all)."""
+    torch.manual_seed(0)
+    net = build_model(preset("lean"))
+    torch.nn.init.normal_(net.estimator.decoder.final.weight, std=0.3)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def ct():
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(9, 40, 36)) * 300 - 400).astype(np.float32)  # HU-like
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 7])
+def test_observed_slices_are_kept_bit_exactly(model, ct, scale):
+    result = upsample(ct, scale, model=model, device="cpu")
+    np.testing.assert_array_equal(result.volume[::scale], ct)
+    assert result.consistency_error == 0.0
+    assert np.abs(result.volume - upsample(ct, scale, method="linear").volume).max() > 1.0  # it adds detail
+
+
+@pytest.mark.parametrize("kind,scale", [("sample", 2.5), ("profile", 3)])
+def test_non_integer_and_profile_acquisitions_are_consistent(model, ct, kind, scale):
+    result = upsample(ct, scale, model=model, degradation=kind, device="cpu")
+    assert result.consistency_error <= 1e-5 * np.abs(ct).max()
+
+
+def test_result_does_not_depend_on_tile_size(model, ct):
+    whole = upsample(ct, 3, model=model, device="cpu", return_parts=True, tiling={"tile_size": 64})
+    for tile in (7, 16):
+        tiled = upsample(ct, 3, model=model, device="cpu", return_parts=True, tiling={"tile_size": tile})
+        np.testing.assert_allclose(tiled.volume, whole.volume, rtol=0, atol=1e-3)  # HU; float32 round-off
+        np.testing.assert_allclose(tiled.routing, whole.routing, rtol=0, atol=1e-6)
+
+
+def test_parts_add_up_and_routing_is_a_partition_of_unity(model, ct):
+    result = upsample(ct, 4, model=model, device="cpu", return_parts=True, slice_axis=2)
+    assert result.volume.shape == (9, 40, 141)
+    np.testing.assert_allclose(result.anchor + result.detail, result.volume, rtol=0, atol=1e-3)
+    assert not result.detail[:, :, ::4].any()  # the detail lives in the null space: zero at acquired slices
+    assert result.routing.shape == (3, 9, 40, 141) and result.expert_degrees == (2, 3, 4)
+    assert result.routing.min() >= 0 and result.routing.max() <= 1
+    np.testing.assert_allclose(result.routing.sum(0), 1.0, atol=1e-5)
+
+
+def test_observed_slices_kept_with_any_intensity_rule(model, ct):
+    lo, hi = float(ct.min()), float(ct.max())
+    mr_like = upsample(ct, 2, model=model, device="cpu", intensity=IntensityNormalizer("mr", hi - lo, lo))
+    np.testing.assert_array_equal(mr_like.volume[::2], ct)
+
+
+def test_checkpoint_path_and_modality_round_trip(model, ct, tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(model, path, extra={"modality": "ct"})
+    loaded = load_model(str(path), device="cpu")
+    assert loaded.modality == "ct"
+    a = upsample(ct, 3, model=str(path), device="cpu").volume
+    np.testing.assert_array_equal(a, upsample(ct, 3, model=model, device="cpu").volume)
+
+
+def test_cancel_raises_and_returns_nothing(model, ct):
+    with pytest.raises(Cancelled):
+        upsample(ct, 2, model=model, device="cpu", cancel=lambda: True)
+
+
+def test_progress_reaches_one(model, ct):
+    seen = []
+    upsample(ct, 2, model=model, device="cpu", progress=lambda f, m: seen.append(f))
+    assert seen and seen[-1] == 1.0
+
+
+def test_unknown_model_name_is_explained(ct):
+    with pytest.raises(ValueError, match="unknown model 'bogus'"):
+        upsample(ct, 2, model="bogus", device="cpu")
+
+
+def test_missing_checkpoint_is_explained(ct, tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        upsample(ct, 2, model=str(tmp_path / "none.safetensors"), device="cpu")
+
+
+def test_unavailable_cuda_is_explained(ct):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        upsample(ct, 2, model="lean", device="cuda")
