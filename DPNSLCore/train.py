@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "volume (default 0.15 without --val-data, else 0)")
     p.add_argument("--val-gap", type=int, default=4, help="slices dropped between training and held-out block")
     p.add_argument("--preset", default="lean", choices=sorted(PRESETS), help="model preset (default lean)")
+    p.add_argument("--input-scale", type=float, default=None,
+                   help="network input standardisation: (y - mean) * scale; default 1 / std of the training data")
     p.add_argument("--anchor", choices=["linear", "cubic", "none"], default=None,
                    help="range anchor B of the projection (default: the preset's, linear as in the paper)")
     p.add_argument("--scales", default="2,3,4", help="training scales, one drawn per batch (default 2,3,4)")
@@ -161,6 +163,15 @@ def _prepare_data(args: argparse.Namespace) -> tuple[SliceWindowDataset, list]:
     return dataset, val
 
 
+def _set_input_standardisation(args: argparse.Namespace, dataset: SliceWindowDataset) -> None:
+    """Mean and 1/std of the training voxels (stored in the model config), unless given or resumed."""
+    if getattr(args, "input_shift", None) is not None and getattr(args, "input_scale", None) is not None:
+        return
+    values = np.concatenate([v.array[::4, ::4, ::4].ravel() for v in dataset.volumes])
+    args.input_shift = float(values.mean())
+    args.input_scale = getattr(args, "input_scale", None) or float(1.0 / max(values.std(), 1e-6))
+
+
 @dataclass
 class TrainResult:
     """Where the run is and how it ended."""
@@ -179,7 +190,7 @@ class _Run:
         self.args, self.out = args, Path(args.out)
         torch.manual_seed(args.seed)
         self.state = ts.load_state(self.out) if args.resume else None
-        config = PRESETS[args.preset]
+        config = PRESETS[args.preset].replace(input_shift=args.input_shift, input_scale=args.input_scale)
         self.model = build_model(config.replace(anchor=args.anchor) if args.anchor else config)
         if self.state is not None:  # the state file holds the weights too, so a resume never mixes two steps
             self.model.load_state_dict(self.state["model"])
@@ -231,10 +242,11 @@ def train(args: argparse.Namespace) -> TrainResult:
     """Run (or resume) training as configured by :func:`resolve_args`; returns where it ended."""
     rank, world, device = _setup_device(args)
     out = Path(args.out)
+    dataset, val_volumes = _prepare_data(args)
+    _set_input_standardisation(args, dataset)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         ts.save_args(out, {k: v for k, v in vars(args).items() if k not in ("resume", "argv")})
-    dataset, val_volumes = _prepare_data(args)
     run = _Run(args, device)
     ids = [device.index] if device.type == "cuda" else None
     net = torch.nn.parallel.DistributedDataParallel(run.model, device_ids=ids) if world > 1 else run.model

@@ -69,6 +69,11 @@ class ModelConfig:
     """
 
     name: str = "custom"
+    # input standardisation (set from the training data): the estimator sees (y - input_shift) * input_scale
+    # and its output is divided by input_scale, so f stays in normalised-intensity units. Normalised CT has a
+    # tissue contrast of ~0.01, far too small for a freshly initialised network to see.
+    input_shift: float = 0.0
+    input_scale: float = 1.0
     # encoder (3D EDSR on the LR window)
     features: int = 64  # encoder width C
     blocks: int = 16  # residual blocks
@@ -159,6 +164,8 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
 
 
 def _validate(cfg: ModelConfig) -> None:
+    if not (isinstance(cfg.input_scale, (int, float)) and 0 < cfg.input_scale < 1e6):
+        raise ValueError(f"`input_scale` must be a positive number, got {cfg.input_scale!r}.")
     for name in ("features", "n_basis", "mos_features", "context_features", "decoder_expand",
                  "head_layers", "offset_layers", "router_layers"):
         _positive_int(name, getattr(cfg, name))

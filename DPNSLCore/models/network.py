@@ -33,6 +33,7 @@ class NullSpaceEstimator(nn.Module):
         self.encoder = Encoder(config.features, config.blocks, config.conv)
         self.upsampler = MixtureOfSplines(config) if config.upsampler == "mos" else TrilinearUpsampler(config)
         self.decoder = Decoder(config)
+        self.input_shift, self.input_scale = float(config.input_shift), float(config.input_scale)
         #: HR voxels per band of rows in no-grad forward passes (tune for cache size; any value is exact)
         self.band_voxels = 1 << 18
 
@@ -69,11 +70,13 @@ class NullSpaceEstimator(nn.Module):
                 or scale <= 1:
             raise ValueError(f"`scale` must be a finite number > 1, got {scale!r}.")
         # channels-last-3d: the oneDNN CPU convs are 2-4x faster in it (and cuDNN supports it)
+        y = (y - self.input_shift) * self.input_scale
         feat = self.encoder(y.contiguous(memory_format=torch.channels_last_3d))
         if torch.is_grad_enabled():  # training: one band, simplest graph
             hr, routing = self.upsampler(feat, hr_positions, float(scale), post=self.decoder.expand)
-            return self.decoder(hr, expanded=True), routing
-        return self._banded(feat, hr_positions, float(scale))
+            return self.decoder(hr, expanded=True) / self.input_scale, routing
+        f, routing = self._banded(feat, hr_positions, float(scale))
+        return f / self.input_scale, routing
 
     def _banded(self, feat: Tensor, hr_positions: Tensor, scale: float) -> tuple[Tensor, Tensor]:
         """Upsampler + decoder over bands of rows (with an exact halo): small, cache-friendly tensors."""
