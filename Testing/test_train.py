@@ -140,3 +140,12 @@ def test_resume_without_a_run_folder_is_explained(tmp_path):
 def test_validation_block_too_short_for_the_scales(ct_file, tmp_path, capsys):
     assert main([*tiny_run(ct_file, tmp_path, 1), "--val-scales", "4", "--val-block", "0.2"]) == 2
     assert "raise --val-block" in capsys.readouterr().err
+
+
+def test_mse_loss_and_cubic_anchor_are_recorded_in_the_run(ct_file, tmp_path):
+    from DPNSLCore.models import load_checkpoint
+
+    assert main(tiny_run(ct_file, tmp_path, 2, "--loss", "mse", "--anchor", "cubic", "--input-scale", "5")) == 0
+    model = load_checkpoint(tmp_path / "last.safetensors")
+    assert model.config.anchor == "cubic" and model.config.input_scale == 5.0
+    assert float(read_log(tmp_path)[-1]["loss"]) < 0.05  # squared errors of normalised CT are small
