@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                           degradation=degradation, thickness=args.thickness, profile=args.profile, slice_axis=axis,
                           device=args.device, return_parts=bool(args.save_parts), tiling=tiling, progress=progress)
         bar.close()
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         write_volume(result.to_volume(), args.output)
         if args.save_parts:
             stem = Path(args.output).name.split(".")[0]

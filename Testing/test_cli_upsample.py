@@ -37,7 +37,7 @@ def test_writes_thin_volume_with_exact_slices_and_geometry(small_input, tmp_path
 
 
 def test_target_spacing_and_non_integer_scale(small_input, tmp_path):
-    out = tmp_path / "thin.nrrd"
+    out = tmp_path / "new" / "folder" / "thin.nrrd"  # missing folders are created
     assert main([str(small_input), "-o", str(out), "--spacing", "2", "--method", "linear", "--quiet"]) == 0
     dst = sitk.ReadImage(str(out))
     assert dst.GetSpacing()[2] == pytest.approx(2.0) and dst.GetSize()[2] == 29  # ceil(11 * 2.5) + 1
