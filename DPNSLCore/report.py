@@ -96,30 +96,30 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_summary_csv(rows: Sequence[SummaryRow], path: str | Path) -> None:
-    """One line per (scale, method): n, PSNR/SSIM mean and std, gain over linear, max |A x - y|, seconds."""
+def _atomic_csv(path: str | Path, header: list[str], rows: list[list]) -> None:
+    """Write a CSV via a temp file and a rename, so a reader never sees half a table."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["scale", "method", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std",
-                         "gain_vs_linear", "max_consistency_error", "seconds"])
-        for r in rows:
-            writer.writerow([f"{r.scale:g}", r.method, r.n, r.psnr_mean, r.psnr_std, _blank(r.ssim_mean),
-                             _blank(r.ssim_std), _blank(r.gain), r.consistency, r.seconds])
+        writer.writerow(header)
+        writer.writerows(rows)
     os.replace(tmp, path)
+
+
+def write_summary_csv(rows: Sequence[SummaryRow], path: str | Path) -> None:
+    """One line per (scale, method): n, PSNR/SSIM mean and std, gain over linear, max |A x - y|, seconds."""
+    _atomic_csv(path, ["scale", "method", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "gain_vs_linear",
+                       "max_consistency_error", "seconds"],
+                [[f"{r.scale:g}", r.method, r.n, r.psnr_mean, r.psnr_std, _blank(r.ssim_mean), _blank(r.ssim_std),
+                  _blank(r.gain), r.consistency, r.seconds] for r in rows])
 
 
 def write_scores_csv(scores: Sequence[MethodScore], path: str | Path) -> None:
     """One line per (volume, scale, method)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["volume", "scale", "method", "psnr", "ssim", "consistency_error", "seconds"])
-        for s in scores:
-            writer.writerow([s.volume, f"{s.scale:g}", s.method, s.psnr, _blank(s.ssim), s.consistency, s.seconds])
-    os.replace(tmp, path)
+    _atomic_csv(path, ["volume", "scale", "method", "psnr", "ssim", "consistency_error", "seconds"],
+                [[s.volume, f"{s.scale:g}", s.method, s.psnr, _blank(s.ssim), s.consistency, s.seconds]
+                 for s in scores])
 
 
 def _blank(value: float | None) -> float | str:
