@@ -20,7 +20,6 @@ Validation is split off by a contiguous block of slices at the end of the z axis
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from torch.utils.data import Dataset, Sampler
 
 from .intensity import IntensityNormalizer
 from .io import read_volume
-from .operators import Degradation, hr_length, make_degradation
+from .operators import Degradation, check_scale, hr_length, make_degradation
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 MIN_CROP = 8
@@ -154,12 +153,11 @@ def check_scales(scales: Sequence[float], degradation: str) -> tuple[float, ...]
     out = tuple(float(s) for s in scales)
     if not out:
         raise ValueError("`scales` must list at least one factor, e.g. 2,3,4")
-    for s in out:
-        if not (math.isfinite(s) and s > 1):
-            raise ValueError(f"every scale must be > 1, got {s:g} in {list(out)}; e.g. --scales 2,3,4")
-        if degradation == "decimate" and s != round(s):
-            raise ValueError(f"scale {s:g} is not an integer; use --degradation sample for non-integer scales")
-    return out
+    try:
+        return tuple(check_scale(s, degradation) for s in out)
+    except ValueError as err:
+        raise ValueError(f"every scale must be > 1 (an integer for decimate; --degradation sample for others), "
+                         f"got {list(out)}: {err}") from err
 
 
 class SampleKey(NamedTuple):

@@ -13,7 +13,7 @@ import torch
 
 from .intensity import IntensityNormalizer, guess_modality
 from .interpolation import BASELINES, interpolate
-from .io import Geometry, Volume, upsampled_geometry
+from .io import Geometry, Volume, detect_slice_axis, upsampled_geometry
 from .operators import Degradation, make_degradation, measurement_consistent_projection
 from .tiling import CancelFn, ProgressFn, run_tiled
 from .weights import load_model, resolve_device
@@ -81,8 +81,6 @@ def _resolve_slice_axis(slice_axis: int | None, geometry: Geometry | None) -> in
     if slice_axis is None:
         if geometry is None:
             raise ValueError("`slice_axis=None` (detect) needs a Volume with geometry; pass 0, 1 or 2")
-        from .io import detect_slice_axis
-
         return detect_slice_axis(geometry)
     if slice_axis not in (0, 1, 2):
         raise ValueError(f"`slice_axis` must be 0, 1 or 2 (numpy axis of the volume), got {slice_axis}")

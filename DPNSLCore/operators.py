@@ -34,8 +34,8 @@ _ANCHOR_DEGREE = {"linear": 1, "cubic": 3}
 PROJECTIONS = ("pinv", "linear", "none")
 
 
-def _check_scale(scale: float, kind: str = "sample") -> float:
-    """Validate a slice-axis scale factor and return it as float."""
+def check_scale(scale: float, kind: str = "sample") -> float:
+    """Validate a slice-axis scale factor for acquisition ``kind`` and return it as float (the one rule)."""
     if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
         raise TypeError(f"`scale` must be a number, got {type(scale).__name__}")
     scale = float(scale)
@@ -57,7 +57,7 @@ def _check_scale(scale: float, kind: str = "sample") -> float:
 
 def hr_length(n_lr: int, scale: float) -> int:
     """Number of HR slices for ``n_lr`` observed slices at ``scale`` (see the module docstring)."""
-    scale = _check_scale(scale)
+    scale = check_scale(scale)
     if int(n_lr) < 2:
         raise ValueError(f"need at least 2 observed slices along the slice axis, got {n_lr}")
     return int(math.ceil((int(n_lr) - 1) * scale - 1e-9)) + 1
@@ -65,7 +65,7 @@ def hr_length(n_lr: int, scale: float) -> int:
 
 def lr_length(n_hr: int, scale: float) -> int:
     """Largest number of observed slices whose HR grid fits in ``n_hr`` slices."""
-    scale = _check_scale(scale)
+    scale = check_scale(scale)
     n_lr = int(math.floor((int(n_hr) - 1) / scale + 1e-9)) + 1
     if n_lr < 2:
         raise ValueError(f"{n_hr} HR slices are too few for scale {scale:g}: need at least {hr_length(2, scale)}")
@@ -234,7 +234,7 @@ def make_degradation(
     """
     if kind not in KINDS:
         raise ValueError(f"`degradation` must be one of {KINDS}, got {kind!r}")
-    scale = _check_scale(scale, kind)
+    scale = check_scale(scale, kind)
     if (n_lr is None) == (n_hr is None):
         raise ValueError("give exactly one of `n_lr` or `n_hr`")
     if n_lr is None:
