@@ -1,4 +1,4 @@
-import os
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -58,14 +58,14 @@ scripted module template by Jean-Christophe Fillion-Robin (Kitware), Andras Lass
 
 
 def registerSampleData():
-    """Add the small real scans shipped in Resources/SampleData to the Sample Data module (no download)."""
+    """Add the small real scans shipped inside DPNSLCore (DPNSLCore/resources/sample_data) to the Sample Data
+    module (no download). Importing DPNSLCore.resources needs no PyTorch."""
     import SampleData
 
-    here = os.path.dirname(__file__)
-    for folder in (os.path.join(here, "Resources", "SampleData"), os.path.join(here, "..", "Resources", "SampleData")):
-        if os.path.isdir(folder):
-            break
-    else:
+    try:
+        from DPNSLCore.resources import SAMPLE_DATA_DIR
+    except ImportError:
+        logging.warning("DPNSL: DPNSLCore is not importable, so its sample data is not registered")
         return
     for fileName, sampleName in (("ct_lung1_5mm_crop.nii.gz", "DPNSL chest CT, 5 mm slices"),
                                  ("ct_chest_1mm_crop.nii.gz", "DPNSL chest CT, 1 mm slices"),
@@ -73,7 +73,7 @@ def registerSampleData():
         SampleData.SampleDataLogic.registerCustomSampleDataSource(
             category="DPNSL",
             sampleName=sampleName,
-            uris=Path(folder, fileName).resolve().as_uri(),  # urllib copies file:// URIs into the cache
+            uris=Path(SAMPLE_DATA_DIR, fileName).resolve().as_uri(),  # urllib copies file:// URIs into the cache
             fileNames=fileName,
             nodeNames=fileName.split(".")[0],
         )
@@ -106,7 +106,7 @@ class DPNSLParameterNode:
     scaleMode: ScaleMode = ScaleMode.FACTOR
     scale: Annotated[float, WithinRange(1.01, 16.0)] = 4.0
     targetSpacing: Annotated[float, WithinRange(0.01, 50.0)] = 1.0
-    degradation: DegradationModel = DegradationModel.DECIMATE
+    degradation: DegradationModel = DegradationModel.AUTO
     thickness: Annotated[float, WithinRange(0.1, 10.0)] = 1.0
     model: ModelChoice = ModelChoice.CT
     checkpointPath: Path
@@ -220,7 +220,8 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.referenceSelector.enabled = not p.simulateReference
         reason = self.logic.checkRequest(p)
         self.ui.gridLabel.text = self.logic.gridSummary(p.inputVolume, **self.logic.scaleArguments(p),
-                                                        degradation=p.degradation.value) if p.inputVolume else ""
+                                                        degradation=p.degradation.value,
+                                                        thickness=p.thickness) if p.inputVolume else ""
         self.ui.applyButton.enabled = not reason and not self._running
         self.ui.applyButton.toolTip = reason or _("Upsample the input volume along its slice axis")
         compareReason = reason or ("" if p.simulateReference or p.referenceVolume else _("Select a reference volume"))
@@ -329,7 +330,7 @@ class DPNSLLogic(ScriptedLoadableModuleLogic, SliceSuperResolutionLogic):
         try:
             if p.outputVolume and p.inputVolume and p.outputVolume.GetID() == p.inputVolume.GetID():
                 return _("The output must differ from the input: pick another output or 'Create new volume'")
-            self.resolveScale(p.inputVolume, **self.scaleArguments(p), degradation=p.degradation.value)
+            self.plan(p.inputVolume, **self.scaleArguments(p), degradation=p.degradation.value, thickness=p.thickness)
             self.modelSpec(p.model.value, p.checkpointPath)
         except ValueError as error:
             return str(error)

@@ -17,7 +17,7 @@ from DPNSLCore.models import (
     read_checkpoint_info,
     save_checkpoint,
 )
-from DPNSLCore.operators import make_degradation
+from DPNSLCore.ops.operators import make_degradation
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from DPNSLCore.cli_upsample import main
+from DPNSLCore.cli.upsample import main
+from DPNSLCore.resources import SAMPLE_DATA_DIR
 
-SAMPLE = Path(__file__).resolve().parents[1] / "Resources" / "SampleData" / "ct_lung1_5mm_crop.nii.gz"
+SAMPLE = SAMPLE_DATA_DIR / "ct_lung1_5mm_crop.nii.gz"
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Learning-curve extraction from training logs: gain over the better baseline, known values."""
 
-from DPNSLCore.curves import main, read_gains
+from DPNSLCore.training.curves import main, read_gains
 
 
 def test_gain_is_over_the_better_baseline(tmp_path):

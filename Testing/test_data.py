@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from DPNSLCore.data import (
+from DPNSLCore.io.volumes import Geometry, Volume, write_volume
+from DPNSLCore.training.data import (
     SliceWindowDataset,
     TrainingVolume,
     find_volume_files,
@@ -16,7 +17,6 @@ from DPNSLCore.data import (
     split_block,
     usable_axes,
 )
-from DPNSLCore.io import Geometry, Volume, write_volume
 
 STRIDES = (10000.0, 100.0, 1.0)  # value = 10000 z + 100 y + x: the step along a sample's axis 0 names the source axis
 

@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from DPNSLCore.data import TrainingVolume
-from DPNSLCore.evaluate import ProtocolOptions, evaluate, main, score_volume
-from DPNSLCore.intensity import IntensityNormalizer
-from DPNSLCore.io import Geometry, Volume, write_volume
+from DPNSLCore.evaluation.evaluate import ProtocolOptions, evaluate, main, score_volume
+from DPNSLCore.evaluation.paired import paired_check
+from DPNSLCore.io.intensity import IntensityNormalizer
+from DPNSLCore.io.volumes import Geometry, Volume, write_volume
 from DPNSLCore.models import PRESETS, build_model
-from DPNSLCore.paired import paired_check
+from DPNSLCore.training.data import TrainingVolume
 
 IDENTITY = IntensityNormalizer("mr", 1.0, 0.0)  # data already in [0, 1]
 FAST = ProtocolOptions(ssim=False, device="cpu")
@@ -64,8 +64,7 @@ def test_untrained_model_runs_the_product_path_and_stays_consistent():
     hu = rng.normal(0, 300, (13, 16, 16)).astype(np.float32)
     norm = IntensityNormalizer.for_ct()
     volume = TrainingVolume(norm.forward(hu), name="ct", normalizer=norm)
-    model = build_model(PRESETS["lean"])
-    model.modality = "ct"
+    model = build_model(PRESETS["lean"].replace(modality="ct"))
     [score] = score_volume(volume, [3], ["dpnsl"], model=model, options=FAST)
     assert score.consistency < 1e-6 and score.mae[::3].max() < 1e-6 and math.isfinite(score.psnr)
 
@@ -84,8 +83,9 @@ def test_report_files_hold_every_scale_and_method(ct_file, tmp_path):
     out = tmp_path / "report"
     result = evaluate([ct_file], "2,3", "linear,cubic", modality="ct", out=out, options=ProtocolOptions(device="cpu"))
     assert [(r.scale, r.method) for r in result.summary] == [(2, "linear"), (2, "cubic"), (3, "linear"), (3, "cubic")]
-    assert "| ×2 | cubic |" in result.markdown and (out / "results.md").read_text().endswith(result.markdown[-40:])
-    with open(out / "summary.csv", newline="") as handle:
+    text = (out / "results.md").read_text(encoding="utf-8")
+    assert "| ×2 | cubic |" in result.markdown and text.endswith(result.markdown[-40:])
+    with open(out / "summary.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["scale"], r["method"]) for r in rows] == [(f"{r.scale:g}", r.method) for r in result.summary]
     linear = [r for r in rows if r["method"] == "linear"][0]
@@ -152,8 +152,7 @@ def test_scales_a_short_block_cannot_hold_are_skipped_and_listed(ct_file):
 
 
 def test_model_of_another_modality_is_rejected():
-    model = build_model(PRESETS["lean"])
-    model.modality = "ct"
+    model = build_model(PRESETS["lean"].replace(modality="ct"))
     with pytest.raises(ValueError, match="trained on CT"):
         score_volume(z_profile(np.linspace(0, 1, 9)), [2], ["dpnsl"], model=model, options=FAST)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from DPNSLCore import Geometry, Volume, upsample
-from DPNSLCore.io import index_to_world
+from DPNSLCore.io.volumes import index_to_world
 
 
 @pytest.fixture
@@ -110,12 +110,12 @@ def test_unknown_method_is_rejected():
 
 
 def test_bad_slice_axis_is_rejected():
-    with pytest.raises(ValueError, match="`slice_axis` must be 0, 1 or 2"):
+    with pytest.raises(ValueError, match="`slice_axis` must be a numpy axis 0 \\(z\\), 1 \\(y\\) or 2 \\(x\\)"):
         upsample(np.zeros((4, 4, 4), np.float32), 2, method="linear", slice_axis=3)
 
 
 def test_single_slice_is_rejected():
-    with pytest.raises(ValueError, match="at least 2 observed slices"):
+    with pytest.raises(ValueError, match="has 1 slice; at least 2 are needed"):
         upsample(np.zeros((1, 4, 4), np.float32), 2, method="linear")
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from DPNSLCore import Cancelled, load_model, upsample
-from DPNSLCore.intensity import IntensityNormalizer
+from DPNSLCore.io.intensity import IntensityNormalizer
 from DPNSLCore.models import build_model, preset, save_checkpoint
 
 
@@ -66,7 +66,7 @@ def test_checkpoint_path_and_modality_round_trip(model, ct, tmp_path):
     path = tmp_path / "m.safetensors"
     save_checkpoint(model, path, extra={"modality": "ct"})
     loaded = load_model(str(path), device="cpu")
-    assert loaded.modality == "ct"
+    assert loaded.config.modality == "ct"
     a = upsample(ct, 3, model=str(path), device="cpu").volume
     np.testing.assert_array_equal(a, upsample(ct, 3, model=model, device="cpu").volume)
 

@@ -1,4 +1,4 @@
-"""Tests for DPNSLCore.intensity: the paper's CT/MR normalisation with known values, inverse and errors."""
+"""Tests for DPNSLCore.io.intensity: the paper's CT/MR normalisation with known values, inverse and errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from DPNSLCore.intensity import IntensityNormalizer, guess_modality
+from DPNSLCore.io.intensity import IntensityNormalizer, guess_modality
 
 
 def test_ct_forward_known_values() -> None:

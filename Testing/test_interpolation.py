@@ -5,8 +5,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from DPNSLCore.interpolation import interpolate, interpolation_matrix
-from DPNSLCore.operators import make_degradation
+from DPNSLCore.ops.interpolation import interpolate, interpolation_matrix
+from DPNSLCore.ops.operators import make_degradation
 
 ORDER = {"linear": 1, "cubic": 3}
 

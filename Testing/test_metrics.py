@@ -1,4 +1,4 @@
-"""Tests for DPNSLCore.metrics: PSNR by hand, SSIM against scikit-image (oracle), protocol helpers."""
+"""Tests for DPNSLCore.evaluation.metrics: PSNR by hand, SSIM against scikit-image (oracle), protocol helpers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
-from DPNSLCore.metrics import (
+from DPNSLCore.evaluation.metrics import (
     center_crop,
     evaluate_protocol,
     exclude_border_slices,

@@ -16,7 +16,7 @@ from DPNSLCore.models import (
     count_parameters,
     preset,
 )
-from DPNSLCore.operators import make_degradation
+from DPNSLCore.ops.operators import make_degradation
 
 PAPER_PARAMETERS = 4.38e6
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from DPNSLCore.operators import (
+from DPNSLCore.ops.operators import (
     hr_length,
     lr_length,
     make_degradation,
@@ -127,7 +127,7 @@ def test_anchor_equals_linear_interpolation_for_decimate():
 
 @pytest.mark.parametrize("scale", INTEGER_SCALES)
 def test_cubic_anchor_is_the_cubic_baseline_for_decimate(scale):
-    from DPNSLCore.interpolation import interpolate
+    from DPNSLCore.ops.interpolation import interpolate
 
     deg = make_degradation("decimate", scale, 6)
     y = torch.rand(6, 3, 3)
@@ -192,7 +192,7 @@ def test_absurd_scale_is_rejected():
 
 
 def test_decimate_needs_integer_scale():
-    with pytest.raises(ValueError, match="degradation='sample'"):
+    with pytest.raises(ValueError, match="use degradation 'sample'"):
         make_degradation("decimate", 2.5, 4)
 
 

@@ -4,17 +4,17 @@ The quality check here is a regression guard on the repository's own thin crops 
 volumes); the honest held-out numbers are in the README and come from `python -m DPNSLCore.evaluate`.
 """
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import DPNSLCore
-from DPNSLCore.intensity import IntensityNormalizer
-from DPNSLCore.metrics import psnr
-from DPNSLCore.weights import SHIPPED, shipped_path
+from DPNSLCore.evaluation.metrics import psnr
+from DPNSLCore.io.intensity import IntensityNormalizer
+from DPNSLCore.models.registry import SHIPPED, shipped_path
+from DPNSLCore.resources import SAMPLE_DATA_DIR
 
-SAMPLES = Path(__file__).resolve().parents[1] / "Resources" / "SampleData"
+SAMPLES = SAMPLE_DATA_DIR
 CROPS = {"ct": "ct_chest_1mm_crop.nii.gz", "mr": "mr_t1_1mm_crop.nii.gz"}
 
 
@@ -23,7 +23,7 @@ def test_shipped_weights_are_small_and_describe_themselves(name):
     path = shipped_path(name)
     assert path is not None and path.stat().st_size < 5e6
     model = DPNSLCore.load_model(name, device="cpu")
-    assert model.modality == name and model.config.name == "lean"
+    assert model.config.modality == name and model.config.name == "lean"
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

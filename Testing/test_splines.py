@@ -1,4 +1,4 @@
-"""Tests of the closed-form centred cardinal B-splines (DPNSLCore.splines)."""
+"""Tests of the closed-form centred cardinal B-splines (DPNSLCore.ops.splines)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.interpolate import BSpline
 
-from DPNSLCore.splines import SUPPORTED_DEGREES, bspline, support_radius
+from DPNSLCore.ops.splines import SUPPORTED_DEGREES, bspline, support_radius
 
 DEGREES = SUPPORTED_DEGREES
 

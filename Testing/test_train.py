@@ -7,11 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from DPNSLCore import training_state as ts
-from DPNSLCore.io import Geometry, Volume, write_volume
+from DPNSLCore.io.volumes import Geometry, Volume, write_volume
 from DPNSLCore.models import PRESETS, build_model, load_checkpoint, read_checkpoint_info
-from DPNSLCore.operators import make_degradation
-from DPNSLCore.train import main, resolve_args
+from DPNSLCore.ops.operators import make_degradation
+from DPNSLCore.training import state as ts
+from DPNSLCore.training.train import main, resolve_args
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_run_writes_model_state_best_and_log(ct_file, tmp_path):
     extra = read_checkpoint_info(tmp_path / ts.MODEL_FILE)["extra"]
     assert extra["steps"] == 4 and extra["modality"] == "ct" and extra["scales"] == [2.0]
     assert "--steps 4" in extra["command"] and extra["data"] == [str(ct_file)] and extra["wall_time_s"] >= 0
-    assert model.config.replace(input_shift=0.0, input_scale=1.0) == PRESETS["lean"]
+    assert model.config.replace(input_shift=0.0, input_scale=1.0) == PRESETS["lean"].replace(modality="ct")
     assert model.config.input_scale > 1  # standardised from the training data (normalised CT has std < 1)
     state = ts.load_state(tmp_path)
     assert state["step"] == 4 and state["scheduler"]["last_epoch"] == 4
@@ -76,6 +76,23 @@ def test_resume_continues_bit_identically(ct_file, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["loss"] for r in read_log(straight)] == [r["loss"] for r in read_log(split)]
     assert ts.load_state(split)["step"] == 4
+
+
+def test_loss_option_changes_the_training(ct_file, tmp_path):
+    # same seed and data: only the loss differs, so the weights and the logged losses must differ
+    l1, mse = tmp_path / "l1", tmp_path / "mse"
+    assert main(tiny_run(ct_file, l1, 2, "--loss", "l1")) == 0
+    assert main(tiny_run(ct_file, mse, 2, "--loss", "mse")) == 0
+    a, b = load_file(l1 / ts.MODEL_FILE), load_file(mse / ts.MODEL_FILE)
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    first_l1, first_mse = float(read_log(l1)[0]["loss"]), float(read_log(mse)[0]["loss"])
+    assert first_mse < first_l1  # squared errors of normalised intensities (< 1) are smaller than absolute ones
+
+
+def test_checkpoint_config_records_the_modality(ct_file, tmp_path):
+    assert main(tiny_run(ct_file, tmp_path, 1)) == 0
+    assert read_checkpoint_info(tmp_path / ts.MODEL_FILE)["config"].modality == "ct"
+    assert load_checkpoint(tmp_path / ts.MODEL_FILE).config.modality == "ct"
 
 
 def test_resume_refuses_to_change_the_recipe(ct_file, tmp_path):

@@ -102,6 +102,8 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
         extra = json.loads(metadata.get("extra", "{}"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: the `extra` metadata is not valid JSON: {exc}") from exc
+    if config.modality is None and extra.get("modality") in ("ct", "mr"):  # files written before the field
+        config = config.replace(modality=extra["modality"])
     return {"config": config, "format_version": int(metadata["format_version"]), "extra": extra}
 
 

@@ -20,6 +20,7 @@ DECODER_BRANCHES = ("conv3", "dw3", "dw5", "dw7")
 ANCHORS = ("linear", "cubic", "none")
 PROJECTIONS = ("pinv", "linear", "none")
 SPLINE_DEGREES = (2, 3, 4)
+MODALITIES = ("ct", "mr", None)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ class ModelConfig:
     """
 
     name: str = "custom"
+    # what the model was trained on: "ct" (HU, fixed window) or "mr" (each volume's own range); None = unknown.
+    # It sets the intensity rule at inference, so it lives here and travels with the weights.
+    modality: str | None = None
     # input standardisation (set from the training data): the estimator sees (y - input_shift) * input_scale
     # and its output is divided by input_scale, so f stays in normalised-intensity units. Normalised CT has a
     # tissue contrast of ~0.01, far too small for a freshly initialised network to see.
@@ -171,6 +175,7 @@ def _validate(cfg: ModelConfig) -> None:
         _positive_int(name, getattr(cfg, name))
     for name in ("blocks", "decoder_blocks"):
         _positive_int(name, getattr(cfg, name), minimum=0)
+    _choice("modality", cfg.modality, MODALITIES)
     for name, allowed in (("conv", CONV_KINDS), ("upsampler", UPSAMPLERS),
                           ("head_resolution", HEAD_RESOLUTIONS), ("router", ROUTERS),
                           ("decoder", DECODERS), ("anchor", ANCHORS), ("projection", PROJECTIONS)):

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as tf
 
-from ..splines import bspline
+from ..ops.splines import bspline
 from .config import ModelConfig
 from .encoder import Conv3d, conv_stack, fast_conv3d, pointwise_conv3d
 from .zgrid import check_positions, lerp_z, nearest_cells, runs

@@ -8,7 +8,7 @@ import numbers
 import torch
 from torch import Tensor, nn
 
-from ..operators import Degradation, measurement_consistent_projection
+from ..ops.operators import Degradation, null_space_detail
 from .config import ModelConfig
 from .decoder import Decoder
 from .encoder import Encoder
@@ -46,6 +46,12 @@ class NullSpaceEstimator(nn.Module):
     def z_receptive_radius(self) -> int:
         """Radius along z in LR slices (safe bound for any scale > 1) of an HR slice's dependence."""
         return self.encoder.radius + self.upsampler.z_radius + self.decoder.radius
+
+    @property
+    def hr_z_margin(self) -> int:
+        """HR slices on each side of a wanted HR slice that its value depends on (HR-resolution convs)."""
+        upsampler = self.upsampler.radius if getattr(self.upsampler, "head_resolution", "lr") == "hr" else 0
+        return upsampler + self.decoder.radius
 
     def forward(self, y: Tensor, hr_positions: Tensor, scale: float) -> tuple[Tensor, Tensor]:
         """Estimate f on the HR slices of an LR window.
@@ -131,12 +137,34 @@ class DPNSL(nn.Module):
                              f"got {tuple(y.shape)}.")
         positions = torch.as_tensor(degradation.hr_positions, dtype=torch.float64)
         f, routing = self.estimator(y, positions, float(degradation.scale))
-        cfg = self.config
-        projection = cfg.projection if cfg.use_mcp else "none"
-        with torch.autocast(device_type=y.device.type, enabled=False):  # consistency needs float32, not bf16
-            output, anchor, detail = measurement_consistent_projection(y.float(), f.float(), degradation,
-                                                                      anchor=cfg.anchor, projection=projection)
+        output, anchor, detail = self.assemble(y, f, degradation)
         return {"output": output, "anchor": anchor, "f": f, "detail": detail, "routing": routing}
+
+    def assemble(self, y: Tensor, f: Tensor, degradation: Degradation, *, f_scale: float = 1.0,
+                 f_offset: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+        """x = B y + (I - P A) f: the model's anchor and projection (its config) around a network output.
+
+        Args:
+            y: (..., n_lr, Y, X) observed slices, in any intensity units.
+            f: (..., n_hr, Y, X) network output in normalised units.
+            degradation: the acquisition operator A.
+            f_scale, f_offset: the intensity map of ``y`` (units per normalised unit, and the intensity of
+                normalised 0), so the detail is added in ``y``'s units and A x = y holds there exactly.
+
+        Returns:
+            (output, anchor, detail) in ``y``'s units; ``use_mcp=False`` adds f unprojected (the ablation).
+        """
+        cfg = self.config
+        with torch.autocast(device_type=y.device.type, enabled=False):  # consistency needs float32, not bf16
+            y, f = y.float(), f.float()
+            detail = null_space_detail(f, degradation, cfg.projection if cfg.use_mcp else "none")
+            if f_scale != 1.0:  # in place unless detail is f itself (projection "none")
+                detail = detail * f_scale if detail is f else detail.mul_(f_scale)
+            if cfg.anchor == "none":
+                anchor = torch.full_like(detail, float(f_offset))
+            else:
+                anchor = degradation.anchor(y, cfg.anchor)
+            return anchor + detail, anchor, detail
 
 
 def build_model(config: ModelConfig) -> DPNSL:

@@ -22,12 +22,14 @@ class ScaleMode(enum.Enum):
 class DegradationModel(enum.Enum):
     """How the thick slices were acquired from the thin ones (DESIGN.md section 1)."""
 
+    AUTO = "auto"
     DECIMATE = "decimate"
     SAMPLE = "sample"
     PROFILE = "profile"
 
     def label(self) -> str:
         return {
+            "auto": "Automatic (decimate for integer scales, else sample)",
             "decimate": "Decimate (keep every s-th slice, integer s)",
             "sample": "Sample (any real s > 1)",
             "profile": "Slice profile (thick slices, box of given thickness)",

@@ -6,24 +6,15 @@ from the Python console and headless (slicer-core). DPNSLCore (hence torch) is i
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import slicer
 
 from . import charts, parts, torchsetup
 from .choices import METHODS, DegradationModel, DeviceChoice, enumValue
-from .volumes import (
-    checkScalarVolume,
-    checkSliceAxis,
-    ijkToRasArray,
-    resampleToGrid,
-    spacingZyx,
-    upsampledIjkToRas,
-    volumeArray,
-)
+from .volumes import checkScalarVolume, ijkToRasArray, resampleToGrid, spacingZyx, volumeArray
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -43,9 +34,25 @@ def importCore():
     return DPNSLCore
 
 
-def expectedSliceCount(nLr: int, scale: float) -> int:
-    """HR slices for ``nLr`` observed ones: ceil((nLr - 1) * scale) + 1, DPNSLCore's grid rule (for the panel)."""
-    return int(math.ceil((int(nLr) - 1) * float(scale) - 1e-9)) + 1
+def planRequest(inputNode, scale: float | None = None, spacing: float | None = None, sliceAxis: int | None = None,
+                degradation: str = "auto", thickness: float = 1.0):
+    """Resolve a request with DPNSLCore's one request object (``DPNSLCore.UpsampleRequest``): slice axis, exact
+    scale, acquisition model and output grid, from the node's own IJK-to-RAS spacing. Needs no PyTorch.
+
+    Raises:
+        ValueError: missing/2-D/4-D input, both or neither of scale/spacing, scale <= 1, non-integer decimate.
+    """
+    checkScalarVolume(inputNode)
+    kind = enumValue(degradation, DegradationModel, "degradation")
+    try:
+        from DPNSLCore.inference.request import UpsampleRequest
+    except ModuleNotFoundError as error:
+        raise RuntimeError("DPNSLCore is not importable: install the DPNSL extension, or see the README's "
+                           "'From a source checkout' steps") from error
+    request = UpsampleRequest(scale=scale, spacing=spacing, slice_axis="auto" if sliceAxis is None else sliceAxis,
+                              degradation=kind, thickness=thickness)
+    shape = slicer.util.arrayFromVolume(inputNode).shape
+    return request.resolve(shape, spacing_zyx=tuple(spacingZyx(ijkToRasArray(inputNode))))
 
 
 def checkMethods(methods: Sequence[str]) -> list[str]:
@@ -78,63 +85,19 @@ class SliceSuperResolutionLogic:
         """Install PyTorch and DPNSLCore's extras after asking; see :func:`torchsetup.setupPythonRequirements`."""
         return torchsetup.setupPythonRequirements(askConfirmation)
 
-    def resolveScale(self, inputNode, scale: float | None = None, spacing: float | None = None,
-                     sliceAxis: int | None = None, degradation: str = "decimate") -> tuple[float, int]:
-        """Scale factor and slice axis of a request, validated.
-
-        Args:
-            inputNode: the observed volume node.
-            scale: HR slices per observed slice (> 1), or None when ``spacing`` is given.
-            spacing: target slice spacing in mm (smaller than the input's), or None when ``scale`` is given.
-            sliceAxis: numpy axis of the slices, None to detect it (largest spacing).
-            degradation: "decimate" needs an integer scale.
-
-        Returns:
-            (scale, sliceAxis); a scale within 1e-6 of an integer is snapped to it.
-
-        Raises:
-            ValueError: missing/2-D/4-D input, both or neither of scale/spacing, scale <= 1, non-integer decimate.
-        """
-        checkScalarVolume(inputNode)
-        axis = checkSliceAxis(sliceAxis, inputNode)
-        kind = enumValue(degradation, DegradationModel, "degradation")
-        current = float(spacingZyx(ijkToRasArray(inputNode))[axis])
-        if (scale is None) == (spacing is None):
-            raise ValueError("give exactly one of `scale` (e.g. 4) or `spacing` (target slice spacing in mm)")
-        if spacing is not None:
-            if not (np.isfinite(spacing) and spacing > 0):
-                raise ValueError(f"`spacing` must be a positive number of mm, got {spacing}")
-            scale = current / float(spacing)
-        scale = float(scale)
-        if abs(scale - round(scale)) < 1e-6:
-            scale = float(round(scale))
-        if not (np.isfinite(scale) and scale > 1):
-            raise ValueError(
-                f"`scale` must be > 1, got {scale:g}; use a factor such as 2.5, or a target spacing below the "
-                f"current {current:.3g} mm"
-            )
-        if kind == "decimate" and scale != round(scale):
-            raise ValueError(
-                f"degradation 'decimate' keeps every s-th slice, so `scale` must be an integer, got {scale:.4g}; "
-                "round it, or choose degradation 'sample'"
-            )
-        n = inputNode.GetImageData().GetDimensions()[2 - axis]
-        if n < 2:
-            raise ValueError(f"the slice axis has {n} slice; at least 2 are needed")
-        return scale, axis
+    def plan(self, inputNode, scale: float | None = None, spacing: float | None = None, sliceAxis: int | None = None,
+             degradation: str = "auto", thickness: float = 1.0):
+        """The resolved request (``DPNSLCore.UpsamplePlan``); see :func:`planRequest`."""
+        return planRequest(inputNode, scale, spacing, sliceAxis, degradation, thickness)
 
     def gridSummary(self, inputNode, scale: float | None = None, spacing: float | None = None,
-                    sliceAxis: int | None = None, degradation: str = "decimate") -> str:
-        """One line for the panel: '40 slices x 5.00 mm -> 157 slices x 1.250 mm (scale 4)', or what is wrong."""
+                    sliceAxis: int | None = None, degradation: str = "auto", thickness: float = 1.0) -> str:
+        """One line for the panel: 'k axis: 40 slices x 5 mm -> 157 slices x 1.25 mm (scale 4), decimate'."""
         try:
-            s, axis = self.resolveScale(inputNode, scale, spacing, sliceAxis, degradation)
+            plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness)
         except ValueError as error:
             return str(error)
-        n = inputNode.GetImageData().GetDimensions()[2 - axis]
-        current = float(spacingZyx(ijkToRasArray(inputNode))[axis])
-        axisName = "kji"[axis]
-        return (f"{axisName} axis: {n} slices x {current:.3g} mm -> {expectedSliceCount(n, s)} slices x "
-                f"{current / s:.4g} mm (scale {s:g})")
+        return f"{'kji'[plan.slice_axis]} axis: " + plan.describe().split(": ", 1)[1]
 
     def modelSpec(self, choice: str, checkpointPath: str | Path | None = None) -> str:
         """Model argument for :meth:`upsample` from the panel: "ct", "mr", or the checkpoint's path.
@@ -165,23 +128,19 @@ class SliceSuperResolutionLogic:
             self._models[key] = importCore().load_model(model, device)
         return self._models[key]
 
-    def _run(self, array: np.ndarray, scale: float, method: str, degradation: str, thickness: float, model,
-             device: str, axis: int, returnParts: bool, progress: ProgressFn | None, cancel: CancelFn | None):
-        """One DPNSLCore.upsample call; the network gets the cached model and a device with CPU fallback."""
+    def _run(self, array: np.ndarray, plan, method: str, model, device: str, returnParts: bool,
+             progress: ProgressFn | None, cancel: CancelFn | None):
+        """One DPNSLCore.upsample call on the resolved ``plan``; the network gets the cached model."""
         core = importCore()
-        options = dict(method=method, degradation=degradation, thickness=thickness, slice_axis=axis,
-                       return_parts=returnParts, progress=progress, cancel=cancel)
+        options = dict(method=method, degradation=plan.degradation, thickness=plan.thickness,
+                       slice_axis=plan.slice_axis, return_parts=returnParts, progress=progress, cancel=cancel)
         if method == "dpnsl":
-            resolved, note = torchsetup.resolveDevice(enumValue(device, DeviceChoice, "device"))
-            if note:
-                logging.warning(note)
-                if progress is not None:
-                    progress(0.0, note)
-            options.update(model=self.loadModel(model, resolved), device=resolved)
-        return core.upsample(array, scale, **options)
+            device = enumValue(device, DeviceChoice, "device")
+            options.update(model=self.loadModel(model, device), device=device)
+        return core.upsample(array, plan.scale, **options)
 
     def upsample(self, inputNode, scale: float | None = None, *, spacing: float | None = None,
-                 method: str = "dpnsl", degradation: str = "decimate", thickness: float = 1.0, model=None,
+                 method: str = "dpnsl", degradation: str = "auto", thickness: float = 1.0, model=None,
                  device: str = "auto", sliceAxis: int | None = None, outputNode=None, returnParts: bool = False,
                  progress: ProgressFn | None = None, cancel: CancelFn | None = None):
         """Upsample ``inputNode`` along its slice axis into a new (or the given) volume node.
@@ -190,10 +149,10 @@ class SliceSuperResolutionLogic:
             inputNode: observed scalar volume node (any orientation; slice axis = largest spacing by default).
             scale / spacing: give one: scale factor > 1, or target slice spacing in mm.
             method: "dpnsl", "linear" or "cubic".
-            degradation: "decimate" (integer scale), "sample" or "profile"; thickness: profile width in
-                observed slice spacings.
+            degradation: "auto" (decimate for integer scales, else sample), "decimate", "sample" or "profile";
+                thickness: profile width in observed slice spacings.
             model: "ct", "mr", a checkpoint path or a loaded model (DP-NSL only); None guesses from intensities.
-            device: "auto", "cpu" or "cuda" (falls back to the CPU with a warning when CUDA is absent).
+            device: "auto", "cpu" or "cuda" (DPNSLCore's policy: "cuda" without CUDA is an error).
             sliceAxis: numpy axis (0 = k, 1 = j, 2 = i) or None to detect.
             outputNode: volume to overwrite (never the input), or None for a new one.
             returnParts: also make anchor, detail, routing and arg-max expert nodes.
@@ -209,22 +168,21 @@ class SliceSuperResolutionLogic:
             raise ValueError(f"`outputNode` is the input volume '{inputNode.GetName()}': DPNSL never overwrites "
                              "its input; pass outputNode=None to create a new volume")
         checkMethods([method])
-        s, axis = self.resolveScale(inputNode, scale, spacing, sliceAxis, degradation)
-        kind = enumValue(degradation, DegradationModel, "degradation")
-        result = self._run(volumeArray(inputNode), s, method, kind, thickness, model, device, axis, returnParts,
-                           progress, cancel)
-        ijkToRas = upsampledIjkToRas(ijkToRasArray(inputNode), axis, s)
-        info = {"scale": f"{s:g}", "method": method, "degradation": kind, "sliceAxis": axis,
-                "consistencyError": f"{result.consistency_error:.6g}"}
+        plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness)
+        result = self._run(volumeArray(inputNode), plan, method, model, device, returnParts, progress, cancel)
+        ijkToRas = plan.output_matrix(ijkToRasArray(inputNode))
+        info = {"scale": f"{plan.scale:g}", "method": method, "degradation": plan.degradation,
+                "sliceAxis": plan.slice_axis, "consistencyError": f"{result.consistency_error:.6g}",
+                "notes": " | ".join(result.notes)}
         output = parts.writeOutput(inputNode.GetScene(), outputNode, inputNode, result.volume, ijkToRas,
-                                   f"{inputNode.GetName()}_x{s:g}_{method}", info)
+                                   f"{inputNode.GetName()}_x{plan.scale:g}_{method}", info)
         if not returnParts:
             parts.dropAllParts(output)
             return output
         return output, parts.writeParts(output, inputNode, result, ijkToRas)
 
     def compare(self, inputNode, referenceNode=None, scale: float | None = None, *, spacing: float | None = None,
-                methods: Sequence[str] = METHODS, degradation: str = "decimate", thickness: float = 1.0,
+                methods: Sequence[str] = METHODS, degradation: str = "auto", thickness: float = 1.0,
                 model=None, device: str = "auto", sliceAxis: int | None = None, tableNode=None, chartNode=None,
                 progress: ProgressFn | None = None, cancel: CancelFn | None = None):
         """Per-slice MAE of each method against a thin-slice reference, as a table and a chart.
@@ -240,8 +198,8 @@ class SliceSuperResolutionLogic:
             ValueError: invalid inputs or scale; reference equal to the input or under another transform.
         """
         methods = checkMethods(methods)
-        s, axis = self.resolveScale(inputNode, scale, spacing, sliceAxis, degradation)
-        kind = enumValue(degradation, DegradationModel, "degradation")
+        plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness)
+        s, axis, kind = plan.scale, plan.slice_axis, plan.degradation
         array, ijkToRas = volumeArray(inputNode), ijkToRasArray(inputNode)
         if referenceNode is None:
             observed, reference = importCore().simulate_acquisition(array, s, degradation=kind, thickness=thickness,
@@ -260,9 +218,9 @@ class SliceSuperResolutionLogic:
         curves: dict[str, np.ndarray] = {}
         for index, method in enumerate(methods):
             part = _scaled(progress, index / len(methods), 1.0 / len(methods))
-            result = self._run(observed, s, method, kind, thickness, model, device, axis, False, part, cancel)
+            result = self._run(observed, plan, method, model, device, False, part, cancel)
             if reference is None:
-                reference = resampleToGrid(referenceNode, upsampledIjkToRas(ijkToRas, axis, s), result.volume.shape)
+                reference = resampleToGrid(referenceNode, plan.output_matrix(ijkToRas), result.volume.shape)
             curves[method] = charts.perSliceMae(result.volume, reference, axis)
         positions = step * np.arange(reference.shape[axis])
         scene = inputNode.GetScene()

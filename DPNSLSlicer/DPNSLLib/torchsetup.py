@@ -41,30 +41,6 @@ def deviceSummary() -> str:
     return f"PyTorch {torch.__version__}: CPU only (no CUDA device visible)."
 
 
-def resolveDevice(choice: str) -> tuple[str, str]:
-    """Map the panel choice to a torch device string, falling back to the CPU when CUDA is missing.
-
-    Args:
-        choice: "auto", "cpu" or "cuda".
-
-    Returns:
-        (device, note): device is "cpu" or "cuda"; note says why CUDA was not used, else "".
-
-    Raises:
-        ValueError: unknown choice.
-    """
-    if choice not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"`device` must be 'auto', 'cpu' or 'cuda', got {choice!r}")
-    if choice == "cpu":
-        return "cpu", ""
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda", ""
-    note = "CUDA was requested but is not available here; running on the CPU." if choice == "cuda" else ""
-    return "cpu", note
-
-
 def setupPythonRequirements(askConfirmation: bool = True) -> bool:
     """Make ``import DPNSLCore`` work: install PyTorch and the small extras if they are missing.
 

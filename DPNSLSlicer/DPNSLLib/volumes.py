@@ -2,8 +2,9 @@
 
 Arrays follow ``slicer.util.arrayFromVolume``: (k, j, i) = (z, y, x), so numpy axis ``a`` is IJK axis ``2 - a``.
 Geometry never goes through LPS or a (spacing, origin, direction) triple: the upsampled grid is the input's
-IJK-to-RAS with the slice-axis column divided by the scale and the same origin, so voxel 0 stays where it
-was, the direction (including any rotation or shear) is kept, and HR slice ``k`` lies at LR position ``k / s``.
+IJK-to-RAS with the slice-axis column divided by the scale and the same origin (DPNSLCore's
+``UpsamplePlan.output_matrix``, the one rule), so voxel 0 stays where it was, the direction (including any
+rotation or shear) is kept, and HR slice ``k`` lies at LR position ``k / s``.
 """
 
 from __future__ import annotations
@@ -24,43 +25,6 @@ def ijkToRasArray(volumeNode) -> np.ndarray:
 def spacingZyx(ijkToRas: np.ndarray) -> np.ndarray:
     """Voxel spacing in mm per numpy axis (z, y, x), from the column norms of a (4, 4) IJK-to-RAS matrix."""
     return np.linalg.norm(np.asarray(ijkToRas)[:3, :3], axis=0)[::-1]
-
-
-def detectSliceAxis(volumeNode) -> int:
-    """Numpy axis (0 = k, 1 = j, 2 = i) with the largest spacing; ties go to the lowest axis (k first).
-
-    Why: thick-slice scans are coarse along exactly one axis, whatever their orientation in RAS.
-    """
-    return int(np.argmax(spacingZyx(ijkToRasArray(volumeNode))))
-
-
-def checkSliceAxis(sliceAxis: int | None, volumeNode) -> int:
-    """Return ``sliceAxis`` when it is 0, 1 or 2, or the detected one when it is None.
-
-    Raises:
-        ValueError: ``sliceAxis`` is something else.
-    """
-    if sliceAxis is None:
-        return detectSliceAxis(volumeNode)
-    if sliceAxis not in (0, 1, 2):
-        raise ValueError(f"`sliceAxis` must be 0, 1 or 2 (numpy axis k, j, i) or None to detect, got {sliceAxis!r}")
-    return int(sliceAxis)
-
-
-def upsampledIjkToRas(ijkToRas: np.ndarray, sliceAxis: int, scale: float) -> np.ndarray:
-    """IJK-to-RAS of the upsampled grid: slice-axis column divided by ``scale``, origin and directions kept.
-
-    Args:
-        ijkToRas: (4, 4) matrix of the observed (thick-slice) volume.
-        sliceAxis: numpy axis of the slices (0, 1 or 2), i.e. IJK column ``2 - sliceAxis``.
-        scale: HR slices per observed slice spacing, > 1.
-
-    Returns:
-        (4, 4) float64 matrix; HR voxel index k along the slice axis maps to LR index k / scale.
-    """
-    out = np.array(ijkToRas, dtype=np.float64, copy=True)
-    out[:3, 2 - sliceAxis] /= float(scale)
-    return out
 
 
 def checkScalarVolume(volumeNode, argName: str = "inputNode") -> None:
@@ -118,7 +82,7 @@ def setVolumeFromArray(volumeNode, array: np.ndarray, ijkToRas: np.ndarray, *, l
     Args:
         volumeNode: target node (its previous voxels and geometry are replaced).
         array: (z, y, x) voxels; copied.
-        ijkToRas: (4, 4) matrix, see :func:`upsampledIjkToRas`.
+        ijkToRas: (4, 4) matrix, e.g. ``plan.output_matrix(ijkToRasArray(inputNode))``.
         like: optional source node whose parent transform the target follows (so both overlay in RAS).
     """
     volumeNode.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(np.asarray(ijkToRas, dtype=np.float64)))

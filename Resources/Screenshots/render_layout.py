@@ -132,7 +132,8 @@ def _colorbar(fig, ax, rgba: np.ndarray, low: float, high: float, label: str) ->
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("volume", nargs="?", type=Path, default=REPO / "Resources/SampleData/ct_lung1_5mm_crop.nii.gz")
+    parser.add_argument("volume", nargs="?", type=Path,
+                        default=REPO / "DPNSLCore/resources/sample_data/ct_lung1_5mm_crop.nii.gz")
     parser.add_argument("--scale", type=float, default=5.0)
     parser.add_argument("--model", default="ct")
     parser.add_argument("--crop", type=int, default=192)

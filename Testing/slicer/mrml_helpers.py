@@ -59,8 +59,7 @@ def fakeResult(degrees: tuple[int, ...]):
         routing = np.exp(logits) / np.exp(logits).sum(axis=0, keepdims=True)
         detail = (25 * np.sin(grid[0] * 2) * np.cos(grid[2])).astype(np.float32)
         return DPNSLCore.UpsampleResult(
-            volume=base.volume + detail, geometry=None, scale=base.scale, degradation=base.degradation,
-            method="dpnsl", slice_axis=base.slice_axis, consistency_error=0.0, anchor=base.volume, detail=detail,
-            routing=routing.astype(np.float32), expert_degrees=degrees)
+            volume=base.volume + detail, geometry=None, plan=base.plan, method="dpnsl", consistency_error=0.0,
+            anchor=base.volume, detail=detail, routing=routing.astype(np.float32), expert_degrees=degrees)
 
     return upsample

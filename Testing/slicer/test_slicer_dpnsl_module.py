@@ -10,7 +10,6 @@ import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 from mrml_helpers import makeIjkToRas, requireSlicer, smoothVolume
 
@@ -88,8 +87,8 @@ def test_panel_explains_why_upsample_is_disabled(DPNSL, makeVolume, tmp_path):
     inputNode = makeVolume(smoothVolume((4, 6, 5)), makeIjkToRas((0.8, 0.7, 3.0)), "thick")
     logic = DPNSL.DPNSLLogic()
     assert "`inputNode` is None" in logic.checkRequest(_panel(None))
-    assert "must be an integer, got 2.5" in logic.checkRequest(_panel(inputNode, scale=2.5))
+    assert "needs an integer `scale`, got 2.5" in logic.checkRequest(_panel(inputNode, scale=2.5))
     assert "checkpoint file not found" in logic.checkRequest(_panel(inputNode, model=ModelChoice.CHECKPOINT,
                                                                       checkpointPath=tmp_path / "none.safetensors"))
     assert "output must differ from the input" in logic.checkRequest(_panel(inputNode, outputVolume=inputNode))
-    assert np.isclose(logic.resolveScale(inputNode, spacing=0.75)[0], 4.0)
+    assert logic.plan(inputNode, spacing=0.75).scale == 4.0  # 3 / 0.75, snapped by DPNSLCore's one rule

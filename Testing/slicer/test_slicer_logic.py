@@ -8,7 +8,7 @@ from mrml_helpers import makeIjkToRas, requireSlicer, smoothVolume
 
 slicer = requireSlicer()
 
-from DPNSLLib.logic import SliceSuperResolutionLogic, expectedSliceCount  # noqa: E402
+from DPNSLLib.logic import SliceSuperResolutionLogic  # noqa: E402
 from DPNSLLib.volumes import ijkToRasArray  # noqa: E402
 
 SPACINGS = {0: (0.7, 0.8, 3.0), 1: (0.7, 3.0, 0.8), 2: (3.0, 0.8, 0.7)}  # IJK spacing; numpy slice axis = key
@@ -47,7 +47,7 @@ def test_rotated_anisotropic_volume_keeps_observed_slices_in_place(logic, makeVo
 def test_non_integer_sample_scale_puts_hr_slice_k_at_lr_position_k_over_s(logic, makeVolume):
     array, matrix = smoothVolume((5, 6, 7)), makeIjkToRas(SPACINGS[0])
     output = logic.upsample(makeVolume(array, matrix), 2.5, method="cubic", degradation="sample")
-    assert slicer.util.arrayFromVolume(output).shape == (expectedSliceCount(5, 2.5), 6, 7) == (11, 6, 7)
+    assert slicer.util.arrayFromVolume(output).shape == (11, 6, 7)  # ceil(4 * 2.5) + 1
     k = np.array([[0.0, 1.0, 2.0], [3.0, 1.0, 2.0], [10.0, 5.0, 6.0]])
     np.testing.assert_allclose(_rasOf(ijkToRasArray(output), k), _rasOf(matrix, k * [[1 / 2.5, 1, 1]]), atol=1e-9)
     assert output.GetAttribute("DPNSL.degradation") == "sample" and output.GetAttribute("DPNSL.method") == "cubic"
@@ -58,14 +58,39 @@ def test_target_spacing_gives_the_scale(logic, makeVolume):
     output = logic.upsample(node, spacing=1.0, method="linear")
     assert output.GetAttribute("DPNSL.scale") == "3"
     np.testing.assert_allclose(np.linalg.norm(ijkToRasArray(output)[:3, 2]), 1.0)
-    assert logic.gridSummary(node, spacing=1.0) == "k axis: 4 slices x 3 mm -> 10 slices x 1 mm (scale 3)"
+    assert logic.gridSummary(node, spacing=1.0) == "k axis: 4 slices x 3 mm -> 10 slices x 1 mm (scale 3), decimate"
 
 
-def test_slice_count_rule_matches_dpnslcore():
+def test_plan_is_dpnslcores_request_in_any_orientation(logic, makeVolume):
     import DPNSLCore
 
-    for n, s in [(2, 2.0), (5, 2.5), (7, 3.3), (40, 4.0), (13, 1.7)]:
-        assert expectedSliceCount(n, s) == DPNSLCore.hr_length(n, s)
+    for spacingIjk, axis in [((0.7, 0.8, 3.0), 0), ((0.7, 4.0, 0.8), 1), ((5.0, 0.8, 0.8), 2)]:
+        node = makeVolume(smoothVolume((5, 6, 7)), makeIjkToRas(spacingIjk))
+        plan = logic.plan(node, 2.5)
+        expected = DPNSLCore.UpsampleRequest(scale=2.5).resolve((5, 6, 7), spacing_zyx=spacingIjk[::-1])
+        assert plan == expected and plan.slice_axis == axis
+        assert plan.n_hr == DPNSLCore.hr_length((5, 6, 7)[axis], 2.5) and plan.degradation == "sample"
+
+
+def test_isotropic_volume_defaults_to_the_k_axis_and_says_so(logic, makeVolume):
+    plan = logic.plan(makeVolume(smoothVolume((3, 4, 5)), makeIjkToRas((1.0, 1.0, 1.0))), 2)
+    assert plan.slice_axis == 0 and any("isotropic" in note for note in plan.notes)
+
+
+def test_slice_axis_out_of_range_is_rejected(logic, makeVolume):
+    with pytest.raises(ValueError, match=r"`slice_axis` must be a numpy axis 0 \(z\), 1 \(y\) or 2 \(x\).*got 3"):
+        logic.plan(makeVolume(smoothVolume((3, 4, 5)), np.eye(4)), 2, sliceAxis=3)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_output_matrix_maps_hr_index_k_to_lr_position_k_over_s(logic, makeVolume, axis):
+    matrix, scale = makeIjkToRas((0.7, 0.9, 3.0)), 2.5
+    hr = logic.plan(makeVolume(smoothVolume((5, 6, 7)), matrix), scale, sliceAxis=axis).output_matrix(matrix)
+    for k in (0, 1, 5, 7):
+        hrIndex, lrIndex = np.array([2.0, 3.0, 4.0, 1.0]), np.array([2.0, 3.0, 4.0, 1.0])
+        hrIndex[2 - axis], lrIndex[2 - axis] = k, k / scale
+        np.testing.assert_allclose(hr @ hrIndex, matrix @ lrIndex, atol=1e-9)
+    np.testing.assert_array_equal(hr[:, 3], matrix[:, 3])  # origin kept
 
 
 def test_output_node_and_parts_are_reused(logic, scene, makeVolume):
@@ -130,16 +155,18 @@ def test_scale_and_spacing_together_are_rejected(logic, makeVolume):
 
 def test_decimate_needs_an_integer_scale(logic, makeVolume):
     node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]))
-    with pytest.raises(ValueError, match=r"'decimate' .* must be an integer, got 2.5; .* choose degradation 'sample'"):
-        logic.upsample(node, 2.5, method="linear")
-    assert logic.resolveScale(node, 2.9999999) == (3.0, 0)  # float noise from a spacing is snapped
+    with pytest.raises(ValueError, match=r"`decimate` needs an integer `scale`, got 2.5; use degradation 'sample'"):
+        logic.upsample(node, 2.5, method="linear", degradation="decimate")
+    plan = logic.plan(node, 2.9999999)  # float noise from a spacing is snapped, with DPNSLCore's rule
+    assert (plan.scale, plan.slice_axis, plan.degradation) == (3.0, 0, "decimate")
+    assert logic.upsample(node, 2.5, method="linear").GetAttribute("DPNSL.degradation") == "sample"  # auto
 
 
 def test_unknown_method_and_degradation_are_rejected(logic, makeVolume):
     node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]))
     with pytest.raises(ValueError, match=r"methods must be a non-empty selection of \['linear', 'cubic', 'dpnsl'\]"):
         logic.upsample(node, 2, method="nearest")
-    with pytest.raises(ValueError, match=r"`degradation` must be one of \['decimate', 'sample', 'profile'\]"):
+    with pytest.raises(ValueError, match=r"`degradation` must be one of \['auto', 'decimate', 'sample', 'profile'\]"):
         logic.upsample(node, 2, method="linear", degradation="blur")
 
 

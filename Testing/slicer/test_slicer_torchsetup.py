@@ -6,6 +6,7 @@ import builtins
 import sys
 import types
 
+import numpy as np
 import pytest
 from mrml_helpers import requireSlicer
 
@@ -17,20 +18,18 @@ from DPNSLLib import logic, torchsetup  # noqa: E402
 cudaAbsent = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback; this machine has CUDA")
 
 
-def test_cpu_choice_is_always_the_cpu():
-    assert torchsetup.resolveDevice("cpu") == ("cpu", "")
-
-
 @cudaAbsent
-def test_cuda_request_falls_back_to_the_cpu_with_a_note():
-    device, note = torchsetup.resolveDevice("cuda")
-    assert device == "cpu" and "CUDA was requested but is not available" in note
-    assert torchsetup.resolveDevice("auto") == ("cpu", "")
+def test_cuda_request_without_cuda_is_dpnslcores_error(makeVolume):
+    # one device policy for every front end: an explicit CUDA request fails with the fix, never silently
+    node = makeVolume(np.ones((3, 8, 8), np.float32), np.diag([1.0, 1.0, 3.0, 1.0]))
+    with pytest.raises(ValueError, match="CUDA is not available here; use 'auto' or 'cpu'"):
+        logic.SliceSuperResolutionLogic().upsample(node, 2, device="cuda")
 
 
-def test_unknown_device_choice_is_rejected():
-    with pytest.raises(ValueError, match=r"`device` must be 'auto', 'cpu' or 'cuda', got 'tpu'"):
-        torchsetup.resolveDevice("tpu")
+def test_unknown_device_choice_is_rejected(makeVolume):
+    node = makeVolume(np.ones((3, 8, 8), np.float32), np.diag([1.0, 1.0, 3.0, 1.0]))
+    with pytest.raises(ValueError, match=r"`device` must be one of \['auto', 'cpu', 'cuda'\], got 'tpu'"):
+        logic.SliceSuperResolutionLogic().upsample(node, 2, device="tpu")
 
 
 def test_device_summary_names_the_torch_version():

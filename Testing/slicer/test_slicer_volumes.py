@@ -1,4 +1,5 @@
-"""MRML volume glue: geometry round trips, slice-axis detection, validation, resampling (real MRML nodes)."""
+"""MRML volume glue: geometry round trips, validation, resampling (real MRML nodes); the slice axis and the
+output grid come from DPNSLCore's request and are tested in test_slicer_logic."""
 
 from __future__ import annotations
 
@@ -16,34 +17,6 @@ def test_ijk_to_ras_round_trip_keeps_rotation_and_origin(makeVolume):
     node = makeVolume(np.zeros((3, 4, 5), np.float32), matrix)
     np.testing.assert_allclose(volumes.ijkToRasArray(node), matrix, atol=1e-12)
     np.testing.assert_allclose(volumes.spacingZyx(matrix), [3.0, 0.9, 0.7], atol=1e-12)
-
-
-@pytest.mark.parametrize(("spacingIjk", "axis"), [((0.7, 0.8, 3.0), 0), ((0.7, 4.0, 0.8), 1), ((5.0, 0.8, 0.8), 2)])
-def test_slice_axis_is_the_largest_spacing_in_any_orientation(makeVolume, spacingIjk, axis):
-    node = makeVolume(np.zeros((3, 4, 5), np.float32), makeIjkToRas(spacingIjk))
-    assert volumes.detectSliceAxis(node) == axis
-
-
-def test_isotropic_volume_defaults_to_k_axis(makeVolume):
-    node = makeVolume(np.zeros((3, 4, 5), np.float32), makeIjkToRas((1.0, 1.0, 1.0)))
-    assert volumes.detectSliceAxis(node) == 0
-
-
-def test_slice_axis_out_of_range_is_rejected(makeVolume):
-    node = makeVolume(np.zeros((3, 4, 5), np.float32), np.eye(4))
-    with pytest.raises(ValueError, match=r"`sliceAxis` must be 0, 1 or 2.*got 3"):
-        volumes.checkSliceAxis(3, node)
-
-
-@pytest.mark.parametrize("axis", [0, 1, 2])
-def test_upsampled_matrix_maps_hr_index_k_to_lr_position_k_over_s(axis):
-    matrix, scale = makeIjkToRas((0.7, 0.9, 3.0)), 2.5
-    hr = volumes.upsampledIjkToRas(matrix, axis, scale)
-    for k in (0, 1, 5, 7):
-        hrIndex, lrIndex = np.array([2.0, 3.0, 4.0, 1.0]), np.array([2.0, 3.0, 4.0, 1.0])
-        hrIndex[2 - axis], lrIndex[2 - axis] = k, k / scale
-        np.testing.assert_allclose(hr @ hrIndex, matrix @ lrIndex, atol=1e-9)
-    np.testing.assert_array_equal(hr[:, 3], matrix[:, 3])  # origin kept
 
 
 def test_set_volume_from_array_writes_voxels_geometry_and_transform(scene, makeVolume):

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from .inference import upsample
-from .intensity import IntensityNormalizer
-from .interpolation import is_integer_scale
-from .io import Volume, detect_slice_axis, read_volume, volume_to_sitk
+from ..inference.api import upsample
+from ..inference.request import UpsampleRequest
+from ..io.intensity import IntensityNormalizer
+from ..io.volumes import Volume, detect_slice_axis, read_volume, volume_to_sitk
 from .metrics import psnr
 
 
@@ -60,13 +60,12 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
     """
     thick, thin = read_volume(thick_path), read_volume(thin_path)
     axis = detect_slice_axis(thick.geometry)
-    scale = thick.geometry.spacing_zyx[axis] / thin.geometry.spacing_zyx[axis]
-    if scale <= 1.0 + 1e-6:
-        raise ValueError(f"the thin series ({thin.geometry.spacing_zyx[axis]:g} mm) must have finer slices than the "
-                         f"thick one ({thick.geometry.spacing_zyx[axis]:g} mm) along numpy axis {axis}")
-    if is_integer_scale(round(scale, 6)):
-        scale = float(round(scale))
-    degradation = degradation or ("decimate" if float(scale).is_integer() else "sample")
+    target = thin.geometry.spacing_zyx[axis]
+    if target >= thick.geometry.spacing_zyx[axis] * (1 - 1e-6):
+        raise ValueError(f"the thin series ({target:g} mm) must have finer slices than the thick one "
+                         f"({thick.geometry.spacing_zyx[axis]:g} mm) along numpy axis {axis}")
+    request = UpsampleRequest(spacing=target, slice_axis=axis, degradation=degradation or "auto")
+    plan = request.resolve(thick.array.shape, geometry=thick.geometry)  # the one scale/acquisition rule
     kind = modality if modality in ("ct", "mr") else None
     thick_norm = IntensityNormalizer.for_volume(thick.array, kind or "auto")
     thin_norm = IntensityNormalizer.for_volume(thin.array, thick_norm.kind)
@@ -77,14 +76,14 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
     reference = thin_norm.forward(thin.array.astype(np.float32))
     rows = []
     for method in methods:
-        result = upsample(thick, scale, method=method, model=model if method == "dpnsl" else None,
-                          degradation=degradation, slice_axis=axis, device=device)
+        result = upsample(thick, spacing=target, method=method, model=model if method == "dpnsl" else None,
+                          degradation=plan.degradation, slice_axis=axis, device=device, modality=thick_norm.kind)
         resampled = resample_onto(result.to_volume(), thin)
         mask = np.isfinite(resampled)
         if not mask.any():
             raise ValueError(f"{thick_path} and {thin_path} do not overlap in world coordinates")
         pred = thick_norm.forward(resampled[mask])
-        rows.append(PairedRow(method, psnr(pred, reference[mask]), int(mask.sum()), scale))
+        rows.append(PairedRow(method, psnr(pred, reference[mask]), int(mask.sum()), plan.scale))
     if out is not None:
         write_paired(rows, out, f"{Path(thick_path).name} -> {Path(thin_path).name}")
     return rows

@@ -73,7 +73,7 @@ def load_state(folder: Path) -> dict[str, Any]:
     path = Path(folder) / STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no training state {STATE_FILE} in {str(folder)!r}; --resume needs a run folder "
-                                "written by DPNSLCore.train")
+                                "written by python -m DPNSLCore.train")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise ValueError(f"{path} is not a DPNSL training state of format {STATE_FORMAT}")
@@ -91,7 +91,7 @@ def load_args(folder: Path) -> dict[str, Any]:
     path = Path(folder) / ARGS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {ARGS_FILE} in {str(folder)!r}; --resume needs a run folder written by "
-                                "DPNSLCore.train")
+                                "python -m DPNSLCore.train")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
+from ..ops.grid import check_scale, check_slice_axis, thickest_axis
+
 __all__ = [
     "Geometry",
     "Volume",
@@ -265,16 +267,10 @@ def write_volume(volume: Volume, path: str | Path) -> None:
 def detect_slice_axis(geometry: Geometry) -> int:
     """Numpy axis (0=z, 1=y, 2=x) with the largest spacing: the through-plane (slice) axis.
 
-    Spacings equal to within 1e-6 relative count as ties, and ties go to the lowest numpy axis (z first).
+    Spacings equal to within 1e-6 relative count as ties, and ties go to the lowest numpy axis (z first);
+    the rule is :func:`DPNSLCore.ops.grid.thickest_axis`.
     """
-    spacing = np.asarray(geometry.spacing_zyx)
-    return int(np.flatnonzero(spacing >= spacing.max() * (1 - 1e-6))[0])
-
-
-def _check_slice_axis(slice_axis: int) -> int:
-    if isinstance(slice_axis, bool) or not isinstance(slice_axis, (int, np.integer)) or not 0 <= slice_axis <= 2:
-        raise ValueError(f"`slice_axis` must be a numpy axis 0 (z), 1 (y) or 2 (x), got {slice_axis!r}")
-    return int(slice_axis)
+    return thickest_axis(geometry.spacing_zyx)
 
 
 def upsampled_geometry(geometry: Geometry, scale: float, slice_axis: int = 0) -> Geometry:
@@ -286,21 +282,19 @@ def upsampled_geometry(geometry: Geometry, scale: float, slice_axis: int = 0) ->
 
     Args:
         geometry: geometry of the low-resolution volume.
-        scale: upsampling factor s > 1 (any real, e.g. 2.5).
+        scale: upsampling factor s > 1 (any real, e.g. 2.5; snapped like every scale, see ``ops.grid``).
         slice_axis: numpy axis (0=z, 1=y, 2=x) being upsampled; ITK index axis ``2 - slice_axis``.
 
     Raises:
         ValueError: if ``scale`` is not a finite number > 1 or ``slice_axis`` not in {0, 1, 2}.
     """
-    if (
-        isinstance(scale, bool)
-        or not isinstance(scale, (int, float, np.number))
-        or not (math.isfinite(scale) and scale > 1)
-    ):
-        raise ValueError(f"`scale` must be a finite number > 1, got {scale!r}; use a factor such as 2 or 2.5")
-    itk_axis = 2 - _check_slice_axis(slice_axis)
+    try:
+        scale = check_scale(scale)
+    except TypeError as exc:
+        raise ValueError(f"`scale` must be a finite number > 1, got {scale!r}; use a factor such as 2 or 2.5") from exc
+    itk_axis = 2 - check_slice_axis(slice_axis)
     spacing = list(geometry.spacing)
-    spacing[itk_axis] /= float(scale)
+    spacing[itk_axis] /= scale
     return Geometry(tuple(spacing), geometry.origin, geometry.direction)  # type: ignore[arg-type]
 
 

@@ -1,9 +1,6 @@
 """Slice-axis acquisition operators A, their exact pseudo-inverses, and the measurement-consistent projection.
 
-HR grid rule (all degradations): the HR grid keeps the first observed slice, and its step is the LR slice
-spacing divided by ``scale``. HR slice k sits at LR position ``k / scale``; observed slice j sits at HR
-position ``j * scale`` and the grid has ``n_hr = ceil((n_lr - 1) * scale) + 1`` slices, i.e. exactly
-``(n_lr - 1) * scale + 1`` for integer scales, and at most one HR step past the last observed slice otherwise.
+The HR grid and scale rules (``hr_length``, ``check_scale``) live in :mod:`DPNSLCore.ops.grid`.
 
 Kinds of acquisition (rows of A act on each (y, x) column independently):
 
@@ -24,54 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .interpolation import apply_along_slices, interpolation_matrix, is_integer_scale
+from .grid import KINDS, PROFILES, check_scale, hr_length, lr_length
+from .interpolation import apply_along_slices, interpolation_matrix
 
-KINDS = ("decimate", "sample", "profile")
-PROFILES = ("box", "gaussian")
-MAX_SCALE = 64.0
 ANCHORS = ("linear", "cubic", "none")
 _ANCHOR_DEGREE = {"linear": 1, "cubic": 3}
 PROJECTIONS = ("pinv", "linear", "none")
-
-
-def check_scale(scale: float, kind: str = "sample") -> float:
-    """Validate a slice-axis scale factor for acquisition ``kind`` and return it as float (the one rule)."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`scale` must be a number, got {type(scale).__name__}")
-    scale = float(scale)
-    if not math.isfinite(scale):
-        raise ValueError(f"`scale` must be finite, got {scale}; use a factor such as 2.5")
-    if scale <= 1.0:
-        raise ValueError(
-            f"`scale` must be > 1, got {scale}; use a factor such as 2.5, or give a target spacing smaller "
-            "than the input's slice spacing"
-        )
-    if scale > MAX_SCALE:
-        raise ValueError(f"`scale` must be <= {MAX_SCALE:g}, got {scale:g}; such a factor is almost surely a typo")
-    if kind == "decimate" and not is_integer_scale(scale):
-        raise ValueError(
-            f"`decimate` needs an integer `scale`, got {scale:g}; use degradation='sample' for non-integer scales"
-        )
-    return float(round(scale)) if kind == "decimate" else scale
-
-
-def hr_length(n_lr: int, scale: float) -> int:
-    """Number of HR slices for ``n_lr`` observed slices at ``scale`` (see the module docstring)."""
-    scale = check_scale(scale)
-    if int(n_lr) < 2:
-        raise ValueError(f"need at least 2 observed slices along the slice axis, got {n_lr}")
-    return int(math.ceil((int(n_lr) - 1) * scale - 1e-9)) + 1
-
-
-def lr_length(n_hr: int, scale: float) -> int:
-    """Largest number of observed slices whose HR grid fits in ``n_hr`` slices."""
-    scale = check_scale(scale)
-    n_lr = int(math.floor((int(n_hr) - 1) / scale + 1e-9)) + 1
-    if n_lr < 2:
-        raise ValueError(f"{n_hr} HR slices are too few for scale {scale:g}: need at least {hr_length(2, scale)}")
-    while hr_length(n_lr, scale) > n_hr:
-        n_lr -= 1
-    return n_lr
 
 
 def _hat_integral(u: np.ndarray) -> np.ndarray:
@@ -285,12 +240,21 @@ def measurement_consistent_projection(
     if not torch.isfinite(f).all():
         raise ValueError("the network output `f` contains NaN or inf; the projection needs finite values")
     base = torch.zeros_like(f) if anchor == "none" else degradation.anchor(y, anchor)
-    if projection == "none":
-        detail = f
-    else:
-        back = degradation.pinv if projection == "pinv" else degradation.linear
-        detail = f - back(degradation.forward(f))  # exactly 0 at observed slices for decimate + pinv
+    detail = null_space_detail(f, degradation, projection)
     return base + detail, base, detail
+
+
+def null_space_detail(f: torch.Tensor, degradation: Degradation, projection: str = "pinv") -> torch.Tensor:
+    """(I - P A) f: the part of ``f`` that the observed slices cannot see (``f`` itself for ``projection="none"``).
+
+    Exactly 0 at the observed slices for ``decimate`` with ``projection="pinv"`` (P = zero-padding).
+    """
+    if projection not in PROJECTIONS:
+        raise ValueError(f"`projection` must be one of {PROJECTIONS}, got {projection!r}")
+    if projection == "none":
+        return f
+    back = degradation.pinv if projection == "pinv" else degradation.linear
+    return f - back(degradation.forward(f))
 
 
 def simulate_acquisition(

@@ -30,9 +30,9 @@ import SimpleITK as sitk  # noqa: N813
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .intensity import IntensityNormalizer
-from .io import read_volume
-from .operators import Degradation, check_scale, hr_length, make_degradation
+from ..io.intensity import IntensityNormalizer
+from ..io.volumes import read_volume
+from ..ops.operators import Degradation, check_scale, hr_length, make_degradation
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 MIN_CROP = 8

@@ -22,7 +22,10 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-__all__ = ["CT_OFFSET", "CT_SCALE", "CT_PERCENTILE_THRESHOLD", "IntensityNormalizer", "guess_modality"]
+__all__ = [
+    "CT_OFFSET", "CT_SCALE", "CT_PERCENTILE_THRESHOLD", "IntensityNormalizer", "guess_modality",
+    "looks_like_shifted_ct",
+]
 
 CT_OFFSET = -1024.0
 CT_SCALE = 4095.0
@@ -156,3 +159,20 @@ def guess_modality(array: np.ndarray | torch.Tensor) -> str:
     array = np.asarray(array)
     _min_max(array)
     return "ct" if float(np.percentile(array, 1)) < CT_PERCENTILE_THRESHOLD else "mr"
+
+
+def looks_like_shifted_ct(array: np.ndarray | torch.Tensor) -> bool:
+    """True when a volume with no negative values looks like CT stored as HU + 1024 (a missing rescale intercept).
+
+    Rule: no value below 0, and at least 30 % of the voxels above 200 lie in [974, 1124] (soft tissue, -50..100 HU
+    after the shift). On the shared data every clinical CT shifted by +1024 is flagged (39-50 %) and no MR is
+    (at most 18 %).
+    """
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    array = np.asarray(array)
+    if array.size == 0 or float(array.min()) < 0:
+        return False
+    sample = array.reshape(-1)[:: max(1, array.size // 2_000_000)]  # ~2 M voxels are plenty for a fraction
+    body = sample[sample > 200]
+    return bool(body.size) and float(np.mean((body >= 974) & (body <= 1124))) >= 0.3

@@ -8,7 +8,6 @@ coincides with an input sample are exact unit vectors, so observed slices are re
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -103,8 +102,3 @@ def interpolate(y: torch.Tensor, degradation: Degradation, method: str = "linear
         raise ValueError(f"`method` must be one of {sorted(BASELINES)}, got {method!r}")
     matrix = interpolation_matrix(degradation.hr_positions, degradation.n_lr, BASELINES[method])
     return degradation.restore_observed(apply_along_slices(matrix, y), y)
-
-
-def is_integer_scale(scale: float) -> bool:
-    """True when ``scale`` is an integer up to float round-off (e.g. 4.0 or 3.0000000001)."""
-    return math.isfinite(scale) and abs(scale - round(scale)) < _SNAP

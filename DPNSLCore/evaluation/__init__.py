@@ -1,0 +1,1 @@
+"""Measuring methods: the paper's protocol, real thick/thin pairs, metrics, reports and the benchmark."""

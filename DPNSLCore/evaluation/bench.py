@@ -1,0 +1,153 @@
+"""Benchmark: ``python -m DPNSLCore.bench [VOLUME] --scale 4 --methods linear,cubic,lean,paper``.
+
+Times every method on the same volume in one run (the volume is first decimated by ``scale`` along its slice
+axis, so the output has the input's size; ``--observed`` takes it as acquired, ``--slices N`` extends it) and
+prints output voxels per second, the ratio of each time to linear interpolation's, and the peak memory each
+method added (host RSS sampled every 5 ms; CUDA peak too).
+Each method runs in its own subprocess so that memory kept by an earlier one cannot hide a later one's peak.
+Presets run with fresh weights: speed does not depend on training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import torch
+
+from ..cli.allocator import keep_freed_memory
+from ..inference.api import upsample
+from ..inference.tiling import TilingOptions
+from ..io.volumes import detect_slice_axis, read_volume
+from ..models.registry import open_model, resolve_device
+from ..ops.operators import simulate_acquisition
+from ..resources import sample_path
+
+SAMPLE = "ct_chest_1mm_crop.nii.gz"  # the packaged thin CT crop, used when no volume is given
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+class PeakMemory:
+    """Context manager sampling the process RSS in a thread; ``peak`` is the rise over the starting RSS."""
+
+    def __enter__(self) -> PeakMemory:
+        self.start, self.peak, self._stop = _rss_bytes(), 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes() - self.start)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes() - self.start)
+
+
+def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device, tiling: TilingOptions,
+                repeats: int) -> dict:
+    """Best-of-``repeats`` wall time and peak memory of one method on ``lr`` (slice axis 0)."""
+    model = None
+    if method not in ("linear", "cubic"):
+        model = open_model(method, device, allow_untrained=True)  # speed does not depend on training
+        kind = "dpnsl"
+    else:
+        kind = method
+    times, peak = [], 0
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        with PeakMemory() as mem:
+            t0 = time.perf_counter()
+            out = upsample(lr, scale, method=kind, model=model, device=str(device), tiling=tiling, slice_axis=0,
+                           output_dtype="input")
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        peak = max(peak, mem.peak)
+        del out.volume
+    cuda_peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else 0
+    return {"method": method, "seconds": min(times), "voxels": int(np.prod(out.plan.output_shape)),
+            "peak_rss": peak, "cuda_peak": cuda_peak, "error": out.consistency_error}
+
+
+def mirror_extend(array: np.ndarray, n: int) -> np.ndarray:
+    """``array`` extended (or cut) to ``n`` slices along axis 0 by mirroring it back and forth (memory tests)."""
+    period = np.concatenate([np.arange(array.shape[0]), np.arange(array.shape[0] - 2, 0, -1)])
+    return np.ascontiguousarray(array[period[np.arange(n) % len(period)]])
+
+
+def format_table(rows: list[dict]) -> str:
+    """Markdown table with voxels/s and ratios to linear (the first row must be linear)."""
+    base = next(r["seconds"] for r in rows if r["method"] == "linear")
+    lines = ["| method | time (s) | output Mvox/s | time / linear | peak memory (GB) | max abs(A x - y) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        mem = r["peak_rss"] / 1e9 if not r["cuda_peak"] else r["cuda_peak"] / 1e9
+        lines.append(f"| {r['method']} | {r['seconds']:.2f} | {r['voxels'] / r['seconds'] / 1e6:.2f} | "
+                     f"{r['seconds'] / base:.1f} | {mem:.2f} | {r['error']:.2g} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m DPNSLCore.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("volume", nargs="?", help="volume (default: the packaged thin CT crop)")
+    p.add_argument("--scale", type=float, default=4)
+    p.add_argument("--methods", default="linear,cubic,lean", help="comma list: linear, cubic, presets, ct, mr, paths")
+    p.add_argument("--observed", action="store_true",
+                   help="take the volume as the acquired thick volume (default: decimate it by --scale first)")
+    p.add_argument("--slices", type=int, help="mirror-extend the observed volume to this many slices (memory tests)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--tile-size", type=int, default=TilingOptions.tile_size)
+    p.add_argument("--z-window", type=int, default=TilingOptions.z_window)
+    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one method, print JSON
+    args = p.parse_args(argv)
+    keep_freed_memory()
+    try:
+        device = resolve_device(args.device)
+        tiling = TilingOptions(tile_size=args.tile_size, z_window=args.z_window)
+        path = args.volume or str(sample_path(SAMPLE))
+        vol = read_volume(path)
+        axis = detect_slice_axis(vol.geometry)
+        array = np.moveaxis(vol.array, axis, 0)
+        lr = array if args.observed else simulate_acquisition(array, args.scale)[0].astype(array.dtype)
+        if args.slices:
+            lr = mirror_extend(lr, args.slices)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.one:
+        print(json.dumps(time_method(lr, args.scale, args.one, device, tiling, args.repeats)))
+        return 0
+    print(f"{path}: observed {lr.shape} {lr.dtype} (slices first) -> x{args.scale:g}, device {device}, "
+          f"{torch.get_num_threads()} threads, {tiling}")
+    methods = ["linear", *[m for m in args.methods.split(",") if m and m != "linear"]]
+    rows = []
+    for method in methods:
+        cmd = [sys.executable, "-m", "DPNSLCore.bench", *(argv if argv is not None else sys.argv[1:]), "--one", method]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            print(f"error: {method} failed:\n{done.stderr}", file=sys.stderr)
+            return 2
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"  {method}: {rows[-1]['seconds']:.2f} s", flush=True)
+    print(format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""Evaluation with the paper's protocol (DESIGN.md section 5), every method in one run on the same volumes.
+
+Protocol per volume and scale s: normalise (CT window or MR range) -> optional z block -> centre crop 256 x 256
+in-plane -> trim the HR stack so (n - 1) % s == 0 -> y = every s-th slice -> upsample y with each method
+(``DPNSLCore.upsample``) -> clip to [0, 1], drop the first and last s slices -> PSNR (peak 1) and 3-plane SSIM.
+Also measured: max |A x - y| of each method (0 = exactly consistent) and the per-slice MAE along z.
+
+Command lines::
+
+    python -m DPNSLCore.evaluate --data VOL... --scales 2,3,4,5,6,7 --methods linear,cubic,dpnsl \\
+        --checkpoint runs/ct/best.safetensors --modality ct --held-out 0.15 --out results/ct
+    python -m DPNSLCore.evaluate --paired ct_phantom_5mm.nii.gz ct_phantom_1mm.nii.gz --checkpoint ... --out DIR
+
+Every method sees the same normalised LR stack (the volume normalised once, as the paper does); the learned model
+gets it through ``upsample(..., intensity=identity)``, so nothing is renormalised on the way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..inference.api import METHODS, upsample
+from ..io.intensity import IntensityNormalizer
+from ..models.network import DPNSL
+from ..models.registry import LoadedModel, open_model
+from ..ops.operators import make_degradation, simulate_acquisition
+from ..training.data import TrainingVolume, load_volumes, split_block
+from .metrics import center_crop, evaluate_protocol, per_slice_mae, psnr
+from .report import MethodScore, SummaryRow, summarise, write_report
+
+
+def parse_scales(text: str | Sequence[float]) -> tuple[float, ...]:
+    """"2,3,4" -> (2.0, 3.0, 4.0). Raises ValueError on an empty list, a non-number or a value <= 1."""
+    items = [p for p in text.split(",") if p.strip()] if isinstance(text, str) else list(text)
+    try:
+        scales = tuple(float(s) for s in items)
+    except ValueError as err:
+        raise ValueError(f"`scales` must be numbers separated by commas such as 2,3,4, got {text!r}") from err
+    if not scales or any(not (s > 1 and np.isfinite(s)) for s in scales):
+        raise ValueError(f"`scales` must be factors > 1 such as 2,3,4, got {text!r}")
+    return scales
+
+
+def parse_methods(text: str | Sequence[str]) -> tuple[str, ...]:
+    """"linear,cubic,dpnsl" -> tuple. Raises ValueError on an unknown or missing method."""
+    methods = tuple(m.strip() for m in text.split(",") if m.strip()) if isinstance(text, str) else tuple(text)
+    unknown = [m for m in methods if m not in METHODS]
+    if not methods or unknown:
+        raise ValueError(f"`methods` must be a comma-separated subset of {', '.join(METHODS)}, got {text!r}")
+    return methods
+
+
+def parse_block(text: str | None) -> slice | None:
+    """"START:STOP" (either may be empty) -> slice of z slices; None -> None."""
+    if text is None:
+        return None
+    try:
+        start, stop = (int(p) if p.strip() else None for p in text.split(":"))
+    except ValueError as err:
+        raise ValueError(f"`block` must be START:STOP slice indices along z such as 234:275, got {text!r}") from err
+    return slice(start, stop)
+
+
+def load_dpnsl(checkpoint: str | None, modality: str, device: str = "auto") -> LoadedModel:
+    """The DP-NSL model of a checkpoint, or the shipped model for ``modality``, with where it came from.
+
+    Raises:
+        ValueError: the model was trained on another modality than ``modality``.
+    """
+    loaded = open_model(checkpoint or (modality if modality in ("ct", "mr") else None), device)
+    if modality in ("ct", "mr") and loaded.modality not in (None, modality):
+        raise ValueError(f"{loaded.source} was trained on {loaded.modality.upper()} but the data is normalised as "
+                         f"{modality.upper()}; pass --modality {loaded.modality} or another checkpoint")
+    return loaded
+
+
+def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: LoadedModel | DPNSL | None = None,
+                        normalizer: IntensityNormalizer | None = None, degradation: str = "decimate",
+                        device: str | torch.device = "auto") -> np.ndarray:
+    """Upsample a normalised LR stack (slice axis 0) with ``method``; returns the normalised HR prediction.
+
+    Baselines run on the normalised values directly; ``dpnsl`` runs the product path (module docstring).
+
+    Raises:
+        ValueError: ``dpnsl`` without a model/normaliser, or a model trained for another modality.
+    """
+    if method != "dpnsl":
+        return upsample(lr, scale, method=method, degradation=degradation, slice_axis=0).volume
+    if model is None or normalizer is None:
+        raise ValueError("method 'dpnsl' needs a model and the volume's normalizer")
+    identity = IntensityNormalizer(normalizer.kind, 1.0, 0.0)  # the stack is already normalised
+    return upsample(lr, scale, model=model, method="dpnsl", degradation=degradation, device=device, slice_axis=0,
+                    modality=normalizer.kind, intensity=identity).volume
+
+
+@dataclass
+class ProtocolOptions:
+    """Choices of the protocol: in-plane crop (voxels), degradation kind, SSIM on/off, device."""
+
+    crop: int = 256
+    degradation: str = "decimate"
+    ssim: bool = True
+    device: str | torch.device = "auto"
+
+
+class TooFewSlicesError(ValueError):
+    """A volume (or block) is too short for the protocol at some scale."""
+
+
+def _check_scored(volume: TrainingVolume, n_hr: int, scale: float, ssim: bool) -> None:
+    """Enough slices must remain once the first and last ceil(s) are excluded: 2 (so that at least one was not
+    acquired), 11 for the SSIM window."""
+    border = int(np.ceil(scale - 1e-9))
+    need = 11 if ssim else 2
+    if n_hr - 2 * border < need:
+        fix = "; or pass --no-ssim (PSNR only)" if ssim else ""
+        raise TooFewSlicesError(
+            f"{volume.name}: {volume.array.shape[0]} slices leave {n_hr - 2 * border} scored slices at scale "
+            f"{scale:g} (the first and last {border} are excluded), {need} needed: use a longer volume or block, or "
+            f"smaller scales{fix}")
+
+
+def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Sequence[str], *,
+                 model: LoadedModel | DPNSL | None = None,
+                 options: ProtocolOptions | None = None) -> list[MethodScore]:
+    """Run the protocol on one normalised volume (slice axis 0) for every scale and method."""
+    options = options or ProtocolOptions()
+    cropped = np.ascontiguousarray(center_crop(volume.array, options.crop))
+    scores = []
+    for scale in scales:
+        lr, hr = simulate_acquisition(cropped, scale, degradation=options.degradation)
+        _check_scored(volume, hr.shape[0], scale, options.ssim)
+        deg = make_degradation(options.degradation, scale, lr.shape[0])
+        border = int(np.ceil(scale - 1e-9))
+        for method in methods:
+            start = time.perf_counter()
+            pred = upsample_normalised(lr, scale, method, model=model, normalizer=volume.normalizer,
+                                       degradation=options.degradation, device=options.device)
+            seconds = time.perf_counter() - start
+            consistency = float((deg.forward(torch.from_numpy(pred)) - torch.from_numpy(lr)).abs().max())
+            if options.ssim:
+                metrics = evaluate_protocol(pred, hr, scale)
+            else:
+                metrics = {"psnr": psnr(np.clip(pred, 0, 1)[border:-border], hr[border:-border]), "ssim": None}
+            scores.append(MethodScore(volume.name, float(scale), method, metrics["psnr"], metrics["ssim"],
+                                      consistency, seconds, per_slice_mae(np.clip(pred, 0, 1), hr)))
+    return scores
+
+
+@dataclass
+class EvaluationResult:
+    """Per-volume scores, the mean ± std summary, the Markdown table and the files written."""
+
+    scores: list[MethodScore]
+    summary: list[SummaryRow]
+    markdown: str
+    files: list[Path]
+
+
+def _select(volume: TrainingVolume, block: slice | None, held_out: float | None) -> TrainingVolume:
+    """The z block ``block``, or the last ``held_out`` fraction of slices (the block training held out)."""
+    if held_out is not None:
+        return split_block(volume, held_out, gap=0)[1]
+    if block is None:
+        return volume
+    start, stop, _ = block.indices(volume.array.shape[0])
+    return TrainingVolume(volume.array[block], volume.spacing, f"{volume.name}[{start}:{stop}]", volume.normalizer)
+
+
+def evaluate(paths: Sequence[str | Path], scales: str | Sequence[float], methods: str | Sequence[str], *,
+             checkpoint: str | None = None, modality: str = "auto", block: str | None = None,
+             held_out: float | None = None, out: str | Path | None = None, options: ProtocolOptions | None = None,
+             model: LoadedModel | DPNSL | None = None) -> EvaluationResult:
+    """Evaluate ``methods`` on every volume of ``paths`` at every scale; write a report to ``out`` when given.
+
+    A (volume, scale) pair with too few slices for the protocol is skipped and listed under the title; the
+    ``n`` column of the table counts the volumes behind each row.
+
+    Args:
+        block: "START:STOP" z slices of every volume; or ``held_out``: the last fraction of each volume's
+            slices, the block ``python -m DPNSLCore.train --val-block F`` held out.
+
+    Raises:
+        FileNotFoundError: a data path or the checkpoint is missing. ValueError: bad scales, methods or block.
+        TooFewSlicesError: no volume fits any scale.
+    """
+    scales, methods, z_block = parse_scales(scales), parse_methods(methods), parse_block(block)
+    if z_block is not None and held_out is not None:
+        raise ValueError("give either `block` (START:STOP) or `held_out` (a fraction), not both")
+    options = options or ProtocolOptions()
+    volumes = load_volumes(paths, modality)
+    if "dpnsl" in methods and model is None:
+        model = load_dpnsl(checkpoint, modality if modality != "auto" else volumes[0].normalizer.kind,
+                           options.device)
+    scores: list[MethodScore] = []
+    skipped: list[str] = []
+    for vol in volumes:
+        for scale in scales:  # a short block may fit the small scales only: skip the rest, and say so
+            try:
+                scores.extend(score_volume(_select(vol, z_block, held_out), [scale], methods, model=model,
+                                           options=options))
+            except TooFewSlicesError as err:
+                skipped.append(str(err).split(": use")[0])
+    if not scores:
+        raise TooFewSlicesError("no volume is long enough for any scale: " + "; ".join(skipped))
+    rows = summarise(scores)
+    title = (f"Paper protocol: normalised ({', '.join(sorted({v.normalizer.kind for v in volumes}))}), centre crop "
+             f"{options.crop}, {options.degradation}, borders of s slices excluded; {len(volumes)} volume(s)")
+    title += "".join(f"\n- skipped {note}" for note in skipped)
+    if out is None:
+        from .report import markdown_table
+
+        return EvaluationResult(scores, rows, f"{title}\n\n{markdown_table(rows)}", [])
+    written = write_report(scores, out, title=title)
+    return EvaluationResult(scores, rows, written["markdown"], written["files"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m DPNSLCore.evaluate", allow_abbrev=False,
+                                description="Compare slice upsampling methods with the paper's protocol.")
+    p.add_argument("--data", nargs="+", metavar="PATH", help="thin-slice volumes (files or folders)")
+    p.add_argument("--paired", nargs=2, metavar=("THICK", "THIN"), help="real thick/thin pair of one session")
+    p.add_argument("--scales", default="2,3,4,5,6,7", help="comma-separated factors (default: 2,3,4,5,6,7)")
+    p.add_argument("--methods", default="linear,cubic,dpnsl", help="subset of linear,cubic,dpnsl")
+    p.add_argument("--checkpoint", help="model checkpoint (.safetensors); default: the shipped model")
+    p.add_argument("--modality", choices=["auto", "ct", "mr"], default="auto", help="intensity normalisation")
+    p.add_argument("--block", metavar="START:STOP", help="evaluate only these z slices of every volume")
+    p.add_argument("--held-out", type=float, metavar="F", help="evaluate only the last fraction F of each volume's "
+                   "z slices: the block `train --val-block F` held out")
+    p.add_argument("--crop", type=int, default=256, help="centre crop in-plane (voxels, default 256)")
+    p.add_argument("--degradation", choices=["decimate", "sample", "profile"],
+                   help="simulated acquisition (default decimate); for --paired the default is decimate for an "
+                   "integer spacing ratio, else sample")
+    p.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--out", metavar="DIR", help="write results.md, summary.csv, scores.csv and MAE plots here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.data and not args.paired:
+        print("error: give --data PATH... and/or --paired THICK THIN", file=sys.stderr)
+        return 2
+    options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device)
+    try:
+        if args.data:
+            result = evaluate(args.data, args.scales, args.methods, checkpoint=args.checkpoint,
+                              modality=args.modality, block=args.block, held_out=args.held_out, out=args.out,
+                              options=options)
+            print(result.markdown)
+        if args.paired:
+            from .paired import paired_check, paired_markdown
+
+            rows = paired_check(*args.paired, parse_methods(args.methods), checkpoint=args.checkpoint,
+                                modality=args.modality, degradation=args.degradation, device=args.device,
+                                out=args.out)
+            print(paired_markdown(rows))
+    except (ValueError, TypeError, FileNotFoundError, MemoryError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

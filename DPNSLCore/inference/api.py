@@ -1,0 +1,249 @@
+"""The public upsampling API: one call for the baselines and the learned model, on arrays or geometry-aware volumes.
+
+``upsample`` resolves the request once (:class:`.request.UpsampleRequest`), picks the model and the intensity rule
+and says why (``result.notes``), then runs the tiled engine (:mod:`.engine`). It never modifies its input or a
+caller's model. The network runs on normalised intensities; the projection runs in the input's own units, so for
+``decimate`` every observed slice of the output equals the input bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..io.intensity import IntensityNormalizer, guess_modality, looks_like_shifted_ct
+from ..io.volumes import Geometry, Volume
+from ..models.network import DPNSL
+from ..models.registry import LoadedModel, open_model, resolve_device
+from ..ops.interpolation import BASELINES
+from .engine import baseline_column, network_column, run_volume
+from .request import UpsamplePlan, UpsampleRequest
+from .tiling import CancelFn, ProgressFn, TilingOptions
+
+METHODS = ("dpnsl", *BASELINES)
+MODALITIES = ("auto", "ct", "mr")
+
+
+@dataclass
+class UpsampleResult:
+    """What :func:`upsample` returns. Arrays keep the input's axis order (slice axis where it was)."""
+
+    volume: np.ndarray  # (..., n_hr along the slice axis, ...), float32 or the requested output dtype
+    geometry: Geometry | None  # upsampled geometry when the input was a Volume
+    plan: UpsamplePlan  # the resolved request: axis, scale, acquisition, grid
+    method: str
+    consistency_error: float  # max |A x - y| in input units, measured on `volume` as returned
+    anchor: np.ndarray | None = None  # range-space anchor B y (return_parts=True)
+    detail: np.ndarray | None = None  # null-space detail (I - P A) f, in input units
+    routing: np.ndarray | None = None  # (E, *volume.shape) router weights in [0, 1], experts first
+    expert_degrees: tuple[int, ...] = ()
+    model_source: str | None = None  # e.g. "shipped CT model (dpnsl_ct.safetensors)"
+    modality: str | None = None  # intensity rule used for the network: "ct" or "mr"
+    notes: tuple[str, ...] = ()  # how the axis, acquisition, model and modality were chosen
+
+    @property
+    def scale(self) -> float:
+        return self.plan.scale
+
+    @property
+    def slice_axis(self) -> int:
+        return self.plan.slice_axis
+
+    @property
+    def degradation(self) -> str:
+        return self.plan.degradation
+
+    def to_volume(self) -> Volume:
+        """The result as a geometry-aware :class:`Volume` (needs an input Volume)."""
+        if self.geometry is None:
+            raise ValueError("the input was a bare array, so the result has no geometry; pass a Volume")
+        return Volume(self.volume, self.geometry)
+
+
+def _as_array(volume: np.ndarray | Volume | torch.Tensor) -> tuple[np.ndarray, Geometry | None]:
+    if isinstance(volume, Volume):
+        array, geometry = volume.array, volume.geometry
+    elif isinstance(volume, torch.Tensor):
+        array, geometry = volume.detach().cpu().numpy(), None
+    elif isinstance(volume, np.ndarray):
+        array, geometry = volume, None
+    else:
+        kind = type(volume).__name__
+        raise TypeError(f"`volume` must be a numpy array, torch tensor or DPNSLCore.Volume, got {kind}")
+    if array.ndim != 3:
+        raise ValueError(f"`volume` must be 3-D (slices, rows, cols), got shape {array.shape}; take one channel/frame")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"`volume` must hold real numbers, got dtype {array.dtype}")
+    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise ValueError(f"`volume` contains {bad} NaN/inf voxels; fill or mask them before upsampling")
+    return array, geometry
+
+
+def _output_dtype(output_dtype: Any, array: np.ndarray) -> np.dtype:
+    """None/"float32" -> float32; "input" -> the input's dtype for integer inputs, else float32; or a numpy dtype."""
+    if output_dtype is None:
+        return np.dtype(np.float32)
+    if isinstance(output_dtype, str) and output_dtype == "input":
+        return array.dtype if np.issubdtype(array.dtype, np.integer) else np.dtype(np.float32)
+    try:
+        dtype = np.dtype(output_dtype)
+    except TypeError as err:
+        raise ValueError(f"`output_dtype` must be 'input', a numpy dtype or its name, got {output_dtype!r}") from err
+    if not (np.issubdtype(dtype, np.integer) or dtype in (np.float32, np.float64)):
+        raise ValueError(f"`output_dtype` must be an integer type, float32 or float64, got {dtype}")
+    return dtype
+
+
+@dataclass(frozen=True)
+class _ModelChoice:
+    model: DPNSL
+    source: str
+    normalizer: IntensityNormalizer
+    notes: tuple[str, ...]
+
+
+def _choose_model(model: Any, array: np.ndarray, modality: str, intensity: IntensityNormalizer | None,
+                  device: torch.device, allow_untrained: bool) -> _ModelChoice:
+    """The network, where it came from, the intensity rule and why (one place for these rules)."""
+    if modality not in MODALITIES:
+        raise ValueError(f"`modality` must be one of {MODALITIES}, got {modality!r}")
+    notes = []
+    guessed = guess_modality(array) if modality == "auto" else modality
+    if isinstance(model, DPNSL):
+        loaded = LoadedModel(model, "the given model")
+    elif isinstance(model, LoadedModel):
+        loaded = model
+    elif model is None:
+        loaded = open_model(guessed, device)
+        why = "as given" if modality != "auto" else (
+            "because the intensities look like HU (1st percentile below -500)" if guessed == "ct"
+            else "because the intensities show no air in HU (1st percentile >= -500)")
+        notes.append(f"model: {loaded.source}; modality {guessed.upper()} {why}; override with modality / model")
+    elif isinstance(model, (str, Path)):
+        loaded = open_model(model, device, allow_untrained=allow_untrained)
+    else:
+        raise TypeError(f"`model` must be None, a name, a checkpoint path or a DPNSL model, got {type(model).__name__}")
+    trained_for = loaded.modality
+    if modality != "auto" and trained_for not in (None, modality):
+        raise ValueError(f"{loaded.source} was trained on {trained_for.upper()}, but modality={modality!r} was "
+                         f"asked for; use modality={trained_for!r} or a {modality.upper()} model")
+    kind = modality if modality != "auto" else (trained_for or guessed)
+    if model is not None:
+        notes.append(f"model: {loaded.source}, intensity rule {kind.upper()}"
+                     + ("" if trained_for else " (the model does not say its modality)"))
+    if not loaded.trained:
+        notes.append("warning: the model is untrained (random weights)")
+    if kind == "mr" and modality == "auto" and looks_like_shifted_ct(array):
+        warning = ("warning: no negative values, but the intensities look like CT stored as HU + 1024 (soft tissue "
+                   "near 1024); if it is CT, subtract 1024 (or fix the rescale intercept) and pass modality 'ct'")
+        notes.append(warning)
+        warnings.warn(warning, UserWarning, stacklevel=3)
+    if intensity is None:
+        intensity = IntensityNormalizer.for_ct() if kind == "ct" else IntensityNormalizer.for_mr(array)
+    return _ModelChoice(loaded.model, loaded.source, intensity, tuple(notes))
+
+
+def _for_inference(model: DPNSL, device: torch.device) -> DPNSL:
+    """``model`` itself when it is already in eval mode on ``device``, else a copy that is: never mutate it."""
+    on_device = all(p.device == device for p in model.parameters())
+    if on_device and not model.training:
+        return model
+    return copy.deepcopy(model).to(device).eval()
+
+
+def upsample(
+    volume: np.ndarray | Volume | torch.Tensor,
+    scale: float | None = None,
+    *,
+    spacing: float | None = None,
+    model: DPNSL | LoadedModel | str | Path | None = None,
+    method: str = "dpnsl",
+    degradation: str = "auto",
+    thickness: float = 1.0,
+    profile: str = "box",
+    slice_axis: int | str | None = "auto",
+    modality: str = "auto",
+    device: str | torch.device = "auto",
+    return_parts: bool = False,
+    intensity: IntensityNormalizer | None = None,
+    tiling: TilingOptions | Mapping[str, int] | None = None,
+    output_dtype: Any = None,
+    allow_untrained: bool = False,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> UpsampleResult:
+    """Turn a thick-slice volume into a thin-slice one; every observed slice is kept (A x = y).
+
+    Args:
+        volume: (Z, Y, X) array/tensor, or a :class:`Volume` (then the result carries the new geometry).
+        scale: HR slices per observed slice spacing (> 1), or give ``spacing``, the target slice spacing in mm.
+        model: a model (DPNSL or LoadedModel), a checkpoint path, or a shipped name ("ct", "mr"); None picks the
+            shipped model for ``modality`` (auto: CT when the intensities look like HU, else MR).
+        method: "dpnsl", "linear" or "cubic".
+        degradation: how the input was acquired: "auto" (decimate for integer scales, else sample), "decimate",
+            "sample" or "profile"; thickness, profile: the slice profile of "profile" (thickness in spacings).
+        slice_axis: numpy axis of the slices, or "auto": the largest spacing of a Volume (axis 0 for arrays).
+        modality: "auto", "ct" or "mr": picks the shipped model and the intensity rule.
+        device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+        return_parts: also return the anchor, the null-space detail and the routing maps.
+        intensity: how to map the input to the network's [0, 1] range; default: the modality's rule (CT: fixed
+            HU window; MR: the input's own min/max). ``IntensityNormalizer("mr", 1.0, 0.0)`` for normalised input.
+        tiling: :class:`TilingOptions` (or a dict of its fields): bounds the peak memory, never changes the result.
+        output_dtype: None (float32), "input" (the input's integer type, rounded), or a numpy dtype.
+        allow_untrained: accept a preset name as ``model`` (random weights, for speed tests).
+        progress: called as ``progress(fraction, message)``; cancel: return True to stop (raises Cancelled).
+
+    Raises:
+        ValueError / TypeError: bad input, scale, method, acquisition, axis, model or device, with the fix.
+        Cancelled: cancelled. MemoryError: out of memory, naming the tiling option to lower.
+
+    Example:
+        >>> out = upsample(np.zeros((4, 8, 8), np.float32), 2, method="linear")
+        >>> out.volume.shape, out.plan.degradation
+        ((7, 8, 8), 'decimate')
+    """
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
+    array, geometry = _as_array(volume)
+    request = UpsampleRequest(scale=scale, spacing=spacing, slice_axis=slice_axis, degradation=degradation,
+                              thickness=thickness, profile=profile)
+    plan = request.resolve(array.shape, geometry=geometry)
+    options = TilingOptions.from_value(tiling)
+    dtype = _output_dtype(output_dtype, array)
+    deg = plan.degradation_operator()
+    notes = list(plan.notes)
+    source = kind = None
+    degrees: tuple[int, ...] = ()
+    if method == "dpnsl":
+        dev = resolve_device(device)
+        choice = _choose_model(model, array, modality, intensity, dev, allow_untrained)
+        net = _for_inference(choice.model, dev)
+        column, ticks = network_column(net, deg, choice.normalizer, options, dev, parts=return_parts)
+        halo, n_experts = net.estimator.receptive_radius, net.config.n_experts
+        source, kind, degrees, notes = choice.source, choice.normalizer.kind, tuple(net.config.degrees), \
+            notes + list(choice.notes)
+    else:
+        column, ticks, halo, n_experts = baseline_column(deg, method), 0, 0, 0
+    result = run_volume(array, plan.slice_axis, deg, column, halo=halo, tiling=options, steps_per_column=ticks + 1,
+                        out_dtype=dtype, parts=return_parts, n_experts=n_experts, progress=progress, cancel=cancel)
+
+    def back(a: np.ndarray | None, lead: int = 0) -> np.ndarray | None:
+        if a is None:
+            return None
+        moved = np.moveaxis(a, lead, lead + plan.slice_axis)
+        return moved if plan.slice_axis == 0 else np.ascontiguousarray(moved)
+
+    return UpsampleResult(
+        volume=back(result.output), geometry=plan.geometry, plan=plan, method=method,
+        consistency_error=result.consistency_error, anchor=back(result.anchor), detail=back(result.detail),
+        routing=back(result.routing, 1), expert_degrees=degrees, model_source=source, modality=kind,
+        notes=tuple(notes),
+    )

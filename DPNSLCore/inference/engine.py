@@ -1,0 +1,193 @@
+"""Run a resolved plan over a whole volume, one in-plane tile column at a time, into preallocated outputs.
+
+For each in-plane tile the engine reads the observed column (all slices, the tile plus its halo), asks a
+*column function* for the output on the full HR z extent of the tile's core, converts it to the output dtype and
+writes it in place. The projection runs inside the column function on the full z extent, so it is exact, and
+only one column of temporaries is alive at a time: the tile size bounds the memory. The column function of the
+network (:func:`network_column`) itself walks the z windows of :mod:`.tiling` with their z halo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..io.intensity import IntensityNormalizer
+from ..models.network import DPNSL
+from ..ops.interpolation import interpolate
+from ..ops.operators import Degradation
+from .tiling import CancelFn, Cancelled, ProgressFn, TilingOptions, ZWindow, plan_tiles, plan_z_windows
+
+_FLOAT32 = np.dtype(np.float32)
+
+
+@dataclass
+class ColumnResult:
+    """Output of one tile column on the HR grid, (n_hr, h, w) in input units; parts may be None."""
+
+    output: torch.Tensor
+    anchor: torch.Tensor | None = None
+    detail: torch.Tensor | None = None
+    routing: torch.Tensor | None = None  # (E, n_hr, h, w)
+
+
+@dataclass
+class VolumeResult:
+    """Whole-volume arrays in slice-first layout (n_hr, Y, X); ``consistency_error`` = max |A x - y|."""
+
+    output: np.ndarray
+    anchor: np.ndarray | None
+    detail: np.ndarray | None
+    routing: np.ndarray | None
+    consistency_error: float
+
+
+#: ``column(y_read, keep_y, keep_x, tick) -> ColumnResult``: y_read is the (n_lr, h + halo, w + halo) float32
+#: observed column, keep_y / keep_x select its core; tick(message) reports one unit of progress.
+ColumnFn = Callable[[torch.Tensor, slice, slice, Callable[[str], None]], ColumnResult]
+
+
+def memory_error(err: BaseException, tiling: TilingOptions) -> MemoryError:
+    """A MemoryError that names the options to lower, from a CPU or CUDA out-of-memory error."""
+    return MemoryError(
+        f"out of memory ({str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__}) "
+        f"with tile_size={tiling.tile_size}, z_window={tiling.z_window}: lower `tile_size` (--tile-size, e.g. "
+        f"{max(1, tiling.tile_size // 2)}) or `z_window` (--z-window, e.g. {max(1, tiling.z_window // 2)}); "
+        "neither changes the result"
+    )
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for CUDA's and the CPU allocator's out-of-memory errors (and numpy's MemoryError)."""
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
+                                              or "not enough memory" in text)
+
+
+def _convert(values: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+    """Float values to ``dtype``: integers are rounded to nearest and clipped to the type's range."""
+    array = values.numpy()
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(array), info.min, info.max).astype(dtype)
+    return array.astype(dtype, copy=False)
+
+
+def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, column: ColumnFn, *, halo: int,
+               tiling: TilingOptions, steps_per_column: int, out_dtype: np.dtype = _FLOAT32,
+               parts: bool = False, n_experts: int = 0, progress: ProgressFn | None = None,
+               cancel: CancelFn | None = None) -> VolumeResult:
+    """Evaluate ``column`` over every in-plane tile of ``array`` (any real dtype, never modified).
+
+    Args:
+        array: observed volume, slice axis at ``slice_axis``.
+        halo: in-plane context (voxels) each column reads around its core.
+        steps_per_column: progress units one column reports (its ticks + 1 for writing it).
+        parts: also fill anchor, detail and (``n_experts`` > 0) routing.
+
+    Raises:
+        Cancelled: ``cancel()`` returned True (nothing is returned). MemoryError: out of memory, with advice.
+    """
+    view = np.moveaxis(array, slice_axis, 0)
+    n_lr, height, width = view.shape
+    n_hr = degradation.n_hr
+    rows, cols = plan_tiles(height, tiling.tile_size, halo), plan_tiles(width, tiling.tile_size, halo)
+    tiles = [(a, b) for a in rows for b in cols]
+    try:
+        output = np.empty((n_hr, height, width), dtype=out_dtype)
+        anchor = np.empty((n_hr, height, width), np.float32) if parts else None
+        detail = np.empty((n_hr, height, width), np.float32) if parts else None
+        routing = np.empty((n_experts, n_hr, height, width), np.float32) if parts and n_experts else None
+    except MemoryError as err:
+        raise memory_error(err, tiling) from err
+    total, done, error = len(tiles) * steps_per_column, 0, 0.0
+
+    def tick(message: str) -> None:
+        nonlocal done
+        if cancel is not None and cancel():
+            raise Cancelled("upsampling cancelled")
+        done += 1
+        if progress is not None:
+            progress(min(done / total, 1.0), message)
+
+    for index, (ty, tx) in enumerate(tiles):
+        def tick_tile(what: str, label: str = f"tile {index + 1}/{len(tiles)}") -> None:
+            tick(f"{label}: {what}")
+
+        y_read = torch.from_numpy(np.ascontiguousarray(view[:, ty.read, tx.read], dtype=np.float32))
+        try:
+            res = column(y_read, ty.keep, tx.keep, tick_tile)
+            block = _convert(res.output, out_dtype)
+        except (RuntimeError, MemoryError) as err:
+            if is_out_of_memory(err):
+                raise memory_error(err, tiling) from err
+            raise
+        output[:, ty.write, tx.write] = block
+        y_core = y_read[:, ty.keep, tx.keep]
+        written = torch.from_numpy(block).float() if block.dtype != np.float32 else torch.from_numpy(block)
+        error = max(error, float((degradation.forward(written) - y_core).abs().max()))
+        if parts:
+            anchor[:, ty.write, tx.write] = res.anchor.numpy()
+            detail[:, ty.write, tx.write] = res.detail.numpy()
+            if routing is not None and res.routing is not None:
+                routing[:, :, ty.write, tx.write] = res.routing.numpy()
+        del res, block, written
+        tick_tile("written")
+    return VolumeResult(output, anchor, detail, routing, error)
+
+
+def baseline_column(degradation: Degradation, method: str) -> ColumnFn:
+    """Column function of an interpolation baseline (no halo; the anchor is the output, the detail zero)."""
+
+    def column(y_read, keep_y, keep_x, tick):
+        y = y_read[:, keep_y, keep_x]
+        out = interpolate(y, degradation, method)
+        return ColumnResult(out, out, torch.zeros_like(out))
+
+    return column
+
+
+def network_column(model: DPNSL, degradation: Degradation, normalizer: IntensityNormalizer, tiling: TilingOptions,
+                   device: torch.device, *, parts: bool) -> tuple[ColumnFn, int]:
+    """Column function of a DP-NSL model and the number of progress ticks per column.
+
+    The estimator runs on z windows (:func:`.tiling.plan_z_windows`) read with its z receptive radius as halo and
+    asked for the HR slices it owns plus the HR margin its HR-resolution convs need; the model's own anchor and
+    projection (:meth:`DPNSL.assemble`) then run on the whole column, in the input's units.
+    """
+    estimator = model.estimator
+    windows = plan_z_windows(degradation.n_lr, degradation.n_hr, degradation.scale, tiling.z_window,
+                             estimator.z_receptive_radius)
+    margin = estimator.hr_z_margin
+    positions = torch.as_tensor(degradation.hr_positions, dtype=torch.float64)
+
+    def window_f(y_n: torch.Tensor, w: ZWindow, keep_y: slice, keep_x: slice):
+        lo, hi = max(0, w.hr_start - margin), min(degradation.n_hr, w.hr_stop + margin)
+        chunk = y_n[w.read_start:w.read_stop][None, None].to(device)
+        f, r = estimator(chunk, positions[lo:hi] - w.read_start, degradation.scale)
+        sel = slice(w.hr_start - lo, w.hr_stop - lo)
+        return f[0, 0, sel, keep_y, keep_x].float().cpu(), r[0, :, sel, keep_y, keep_x].float().cpu()
+
+    def column(y_read, keep_y, keep_x, tick):
+        y_n = normalizer.forward(y_read)
+        h, w = y_n[0, keep_y, keep_x].shape
+        f = torch.empty(degradation.n_hr, h, w)
+        routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
+        with torch.inference_mode():
+            for win in windows:
+                fw, rw = window_f(y_n, win, keep_y, keep_x)
+                f[win.hr_start:win.hr_stop] = fw
+                if routing is not None:
+                    routing[:, win.hr_start:win.hr_stop] = rw
+                tick(f"slices {win.read_start}-{win.read_stop} of {degradation.n_lr}")
+            y_core = y_read[:, keep_y, keep_x]
+            out, anchor, detail = model.assemble(y_core, f, degradation, f_scale=normalizer.scale,
+                                                 f_offset=normalizer.offset)
+        return ColumnResult(out, anchor if parts else None, detail if parts else None, routing)
+
+    return column, len(windows)
