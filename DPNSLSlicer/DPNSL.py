@@ -277,6 +277,7 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic.showResults(nodes, p.showParts, p.showRouting)
         self.ui.statusLabel.text = _("Done: {name} (max |A x - y| = {error})").format(
             name=output.GetName(), error=output.GetAttribute("DPNSL.consistencyError"))
+        self.ui.statusLabel.toolTip = (output.GetAttribute("DPNSL.notes") or "").replace(" | ", "\n")
 
     def onCompareButton(self) -> None:
         """Per-slice MAE curves of linear, cubic and DP-NSL, shown in a plot view."""

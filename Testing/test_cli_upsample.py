@@ -59,3 +59,117 @@ def test_bad_scale_fails_cleanly_without_output(small_input, tmp_path, capsys):
 def test_scale_or_spacing_is_required(small_input, tmp_path):
     with pytest.raises(SystemExit):
         main([str(small_input), "-o", str(tmp_path / "x.nii.gz")])
+
+
+def test_output_that_is_the_input_is_refused_and_the_input_is_untouched(small_input, tmp_path, capsys):
+    before = small_input.read_bytes()
+    for name in (str(small_input), str(small_input.parent / "." / small_input.name)):
+        assert main([str(small_input), "-o", name, "--scale", "2", "--method", "linear", "--overwrite"]) == 2
+        assert "is the input file; DPNSL never overwrites its input" in capsys.readouterr().err
+    assert small_input.read_bytes() == before
+
+
+def test_existing_output_needs_overwrite(small_input, tmp_path, capsys):
+    out = tmp_path / "thin.nii.gz"
+    out.write_bytes(b"keep me")
+    assert main([str(small_input), "-o", str(out), "--scale", "2", "--method", "linear", "--quiet"]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err and out.read_bytes() == b"keep me"
+    assert main([str(small_input), "-o", str(out), "--scale", "2", "--method", "linear", "--quiet",
+                 "--overwrite"]) == 0
+    assert sitk.ReadImage(str(out)).GetSize()[2] == 23
+
+
+def test_existing_part_file_needs_overwrite_before_any_compute(small_input, tmp_path, capsys, monkeypatch):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "thin_detail.nii.gz").write_bytes(b"old")
+    monkeypatch.setattr("DPNSLCore.cli.upsample.read_volume", lambda path: pytest.fail("read before the checks"))
+    assert main([str(small_input), "-o", str(tmp_path / "thin.nii.gz"), "--scale", "2", "--save-parts", str(parts),
+                 "--quiet"]) == 2
+    assert "thin_detail.nii.gz' exists" in capsys.readouterr().err and not (tmp_path / "thin.nii.gz").exists()
+
+
+@pytest.mark.parametrize(("name", "message"), [("thin.png", "must end with one of .nii.gz"),
+                                               ("folder", "is a folder")])
+def test_bad_output_names_fail_before_reading_the_input(small_input, tmp_path, capsys, monkeypatch, name, message):
+    (tmp_path / "folder").mkdir()
+    monkeypatch.setattr("DPNSLCore.cli.upsample.read_volume", lambda path: pytest.fail("read before the checks"))
+    assert main([str(small_input), "-o", str(tmp_path / name), "--scale", "2", "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unwritable_folder_fails_before_any_compute(small_input, tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr("DPNSLCore.cli.upsample.read_volume", lambda path: pytest.fail("read before the checks"))
+    monkeypatch.setattr("pathlib.Path.write_bytes", lambda self, data: (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied")))
+    assert main([str(small_input), "-o", str(locked / "x.nii.gz"), "--scale", "2", "--quiet"]) == 2
+    assert "cannot write into" in capsys.readouterr().err and list(locked.iterdir()) == []
+
+
+def test_a_failed_part_write_leaves_no_output(small_input, tmp_path, capsys, monkeypatch):
+    import DPNSLCore.cli.upsample as cli
+
+    real, calls = cli.write_volume, []
+
+    def flaky(volume, path):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(volume, path)
+
+    monkeypatch.setattr(cli, "write_volume", flaky)
+    out, parts = tmp_path / "thin.nii.gz", tmp_path / "parts"
+    assert main([str(small_input), "-o", str(out), "--scale", "2", "--method", "linear", "--save-parts", str(parts),
+                 "--quiet"]) == 2
+    assert "disk full" in capsys.readouterr().err and not out.exists() and list(parts.iterdir()) == []
+
+
+def test_integer_input_gives_integer_output_unless_float32_is_asked(small_input, tmp_path):
+    ints, floats = tmp_path / "i.nii.gz", tmp_path / "f.nii.gz"
+    assert main([str(small_input), "-o", str(ints), "--scale", "2", "--method", "cubic", "--quiet"]) == 0
+    assert main([str(small_input), "-o", str(floats), "--scale", "2", "--method", "cubic", "--quiet",
+                 "--output-dtype", "float32"]) == 0
+    a, b = sitk.GetArrayFromImage(sitk.ReadImage(str(ints))), sitk.GetArrayFromImage(sitk.ReadImage(str(floats)))
+    src = sitk.GetArrayFromImage(sitk.ReadImage(str(small_input)))
+    assert a.dtype == src.dtype == np.int16 and b.dtype == np.float32
+    np.testing.assert_array_equal(a, np.rint(b))
+    np.testing.assert_array_equal(a[::2], src)  # rounding keeps the decimated observed slices exact
+
+
+def test_model_modality_and_choices_are_printed(small_input, tmp_path, capsys):
+    assert main([str(small_input), "-o", str(tmp_path / "x.nii.gz"), "--scale", "2", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "axis 0 (z): 12 slices x 5 mm -> 23 slices x 2.5 mm (scale 2), decimate" in err
+    assert "model: shipped CT model (dpnsl_ct.safetensors); modality CT because the intensities look like HU" in err
+    assert main([str(small_input), "-o", str(tmp_path / "y.nii.gz"), "--scale", "2", "--quiet",
+                 "--modality", "mr"]) == 0
+    assert "model: shipped MR model (dpnsl_mr.safetensors); modality MR as given" in capsys.readouterr().err
+
+
+def test_untrained_preset_is_refused_unless_allowed(small_input, tmp_path, capsys):
+    out = tmp_path / "x.nii.gz"
+    assert main([str(small_input), "-o", str(out), "--scale", "2", "--model", "lean", "--quiet"]) == 2
+    assert "'lean' is an untrained preset" in capsys.readouterr().err and not out.exists()
+    assert main([str(small_input), "-o", str(out), "--scale", "2", "--model", "lean", "--quiet",
+                 "--allow-untrained"]) == 0
+    assert "warning: the model is untrained" in capsys.readouterr().err
+
+
+def test_shifted_ct_gets_a_warning(small_input, tmp_path, capsys):
+    image = sitk.ReadImage(str(small_input))
+    shifted = sitk.Cast(sitk.Clamp(image, lowerBound=-1024) + 1024, sitk.sitkUInt16)
+    path = tmp_path / "shifted.nrrd"
+    sitk.WriteImage(shifted, str(path))
+    assert main([str(path), "-o", str(tmp_path / "x.nii.gz"), "--scale", "2", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "modality MR" in err and "look like CT stored as HU + 1024" in err
+
+
+def test_dpnsl_console_script_dispatches_the_same_commands(small_input, tmp_path, capsys):
+    from DPNSLCore.cli.main import main as dpnsl
+
+    assert dpnsl(["upsample", str(small_input), "-o", str(tmp_path / "x.nii.gz"), "--scale", "2", "--method",
+                  "linear", "--quiet"]) == 0
+    assert dpnsl(["nope"]) == 2 and "unknown command 'nope'" in capsys.readouterr().err

@@ -7,6 +7,7 @@ volumes); the honest held-out numbers are in the README and come from `python -m
 
 import numpy as np
 import pytest
+import torch
 
 import DPNSLCore
 from DPNSLCore.evaluation.metrics import psnr
@@ -38,8 +39,48 @@ def test_shipped_model_is_consistent_and_beats_cubic_on_the_sample_crop(name):
     assert gain > 0.1
 
 
-def test_default_model_follows_the_modality():
-    ct = DPNSLCore.read_volume(SAMPLES / "ct_lung1_5mm_crop.nii.gz").array[:6, :32, :32]
-    result = DPNSLCore.upsample(ct, 2, device="cpu", return_parts=True)
-    assert result.method == "dpnsl" and result.expert_degrees == (2, 3, 4)
-    np.testing.assert_array_equal(result.volume[::2], ct)
+@pytest.mark.parametrize(("crop", "expected"), [("ct_lung1_5mm_crop.nii.gz", "ct"), ("mr_t1_1mm_crop.nii.gz", "mr")])
+def test_default_model_follows_the_modality(crop, expected):
+    volume = DPNSLCore.read_volume(SAMPLES / crop).array[:6, :32, :32]
+    other = {"ct": "mr", "mr": "ct"}[expected]
+    result = DPNSLCore.upsample(volume, 2, device="cpu")
+    same = DPNSLCore.upsample(volume, 2, device="cpu", model=expected, modality=expected)
+    wrong = DPNSLCore.upsample(volume, 2, device="cpu", model=other, modality=other)
+    assert result.model_source.startswith(f"shipped {expected.upper()} model") and result.modality == expected
+    np.testing.assert_array_equal(result.volume, same.volume)  # the right weights *and* the right intensity rule
+    assert np.abs(result.volume - wrong.volume).max() > 1e-3
+    np.testing.assert_array_equal(result.volume[::2], volume)
+
+
+def test_shipped_model_result_does_not_depend_on_the_z_window_on_a_real_scan():
+    # the real 5 mm chest CT crop: windows of 1, 3 and 7 slices against one whole-volume window (<= 1e-3 HU)
+    volume = DPNSLCore.read_volume(SAMPLES / "ct_lung1_5mm_crop.nii.gz")
+    part = DPNSLCore.Volume(np.ascontiguousarray(volume.array[:20, 40:104, 60:124]), volume.geometry)
+    whole = DPNSLCore.upsample(part, 5, device="cpu", tiling={"z_window": 64, "tile_size": 64}).volume
+    for tiling in ({"z_window": 1, "tile_size": 64}, {"z_window": 3, "tile_size": 24},
+                   {"z_window": 7, "tile_size": 50}):
+        np.testing.assert_allclose(DPNSLCore.upsample(part, 5, device="cpu", tiling=tiling).volume, whole, rtol=0,
+                                   atol=1e-3)
+
+
+def test_a_model_given_by_the_caller_is_not_changed():
+    model = DPNSLCore.load_model("ct", device="cpu").train()  # in training mode, as a training loop leaves it
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    volume = DPNSLCore.read_volume(SAMPLES / "ct_lung1_5mm_crop.nii.gz").array[:5, :24, :24]
+    DPNSLCore.upsample(volume, 2, model=model, device="cpu")
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+def test_a_model_of_another_modality_than_asked_is_refused():
+    volume = DPNSLCore.read_volume(SAMPLES / "ct_lung1_5mm_crop.nii.gz").array[:5, :24, :24]
+    with pytest.raises(ValueError, match=r"shipped MR model \(dpnsl_mr.safetensors\) was trained on MR, but "
+                                         r"modality='ct' was asked for"):
+        DPNSLCore.upsample(volume, 2, model="mr", modality="ct", device="cpu")
+
+
+def test_importing_the_command_module_keeps_the_function_callable():
+    import DPNSLCore.upsample  # noqa: F401  (binds DPNSLCore.upsample to the module)
+
+    result = DPNSLCore.upsample(np.zeros((3, 4, 4), np.float32), 2, method="linear")
+    assert result.volume.shape == (5, 4, 4)

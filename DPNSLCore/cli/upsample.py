@@ -81,10 +81,10 @@ def check_output(path: Path, input_path: Path, overwrite: bool) -> None:
     if input_path.is_dir() and path.resolve().is_relative_to(input_path.resolve()):
         raise ValueError(f"output {str(path)!r} lies inside the input DICOM folder {str(input_path)!r}; write it "
                          "elsewhere")
-    if not any(path.name.lower().endswith(s) and len(path.name) > len(s) for s in WRITE_SUFFIXES):
-        raise ValueError(f"output {str(path)!r} must end with one of {', '.join(WRITE_SUFFIXES)}")
     if path.is_dir():
         raise ValueError(f"output {str(path)!r} is a folder; give a file name such as {path / 'thin.nii.gz'}")
+    if not any(path.name.lower().endswith(s) and len(path.name) > len(s) for s in WRITE_SUFFIXES):
+        raise ValueError(f"output {str(path)!r} must end with one of {', '.join(WRITE_SUFFIXES)}")
     if path.exists() and not overwrite:
         raise ValueError(f"output {str(path)!r} exists; pass --overwrite to replace it, or choose another name")
     try:

@@ -36,7 +36,7 @@ class TilingOptions:
     """
 
     tile_size: int = 224
-    z_window: int = 24
+    z_window: int = 48
 
     def __post_init__(self) -> None:
         for name, low in (("tile_size", 1), ("z_window", 1)):

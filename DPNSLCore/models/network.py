@@ -81,8 +81,20 @@ class NullSpaceEstimator(nn.Module):
         if torch.is_grad_enabled():  # training: one band, simplest graph
             hr, routing = self.upsampler(feat, hr_positions, float(scale), post=self.decoder.expand)
             return self.decoder(hr, expanded=True) / self.input_scale, routing
+        feat, hr_positions = self._crop_z(feat, hr_positions)
         f, routing = self._banded(feat, hr_positions, float(scale))
         return f / self.input_scale, routing
+
+    def _crop_z(self, feat: Tensor, hr_positions: Tensor) -> tuple[Tensor, Tensor]:
+        """Drop LR feature slices farther than the upsampler's z radius from every wanted HR position (exact:
+        they cannot reach the output), so the LR heads skip the context slices a tiled caller reads."""
+        positions = torch.as_tensor(hr_positions, dtype=torch.float64)
+        reach = self.upsampler.z_radius + 1
+        lo = max(0, int(math.floor(float(positions.min()))) - reach)
+        hi = min(feat.shape[-3], int(math.ceil(float(positions.max()))) + reach + 1)
+        if lo == 0 and hi == feat.shape[-3]:
+            return feat, hr_positions
+        return feat[:, :, lo:hi], positions - lo
 
     def _banded(self, feat: Tensor, hr_positions: Tensor, scale: float) -> tuple[Tensor, Tensor]:
         """Upsampler + decoder over bands of rows (with an exact halo): small, cache-friendly tensors."""
