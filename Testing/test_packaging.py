@@ -60,8 +60,8 @@ def _module_imports(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join([*base, *(node.module.split(".") if node.module else [])])
-            if module.startswith("DPNSLCore"):
-                found.add(module)
+            if module.startswith("DPNSLCore"):  # `from . import state` imports the submodule state
+                found |= {module, *(f"{module}.{alias.name}" for alias in node.names)}
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("DPNSLCore")}
     return found
