@@ -2,8 +2,8 @@
 
 Times every method on the same volume in one run (the volume is first decimated by ``scale`` along its slice
 axis, so the output has the input's size; ``--observed`` takes it as acquired, ``--slices N`` extends it) and
-prints output voxels per second, the ratio of each time to linear interpolation's, and the peak memory each
-method added (host RSS sampled every 5 ms; CUDA peak too).
+prints output voxels per second, the ratio of each time to linear interpolation's, the peak memory each
+method added (host RSS sampled every 5 ms; CUDA peak too) and the banding measures of each output (:mod:`.banding`).
 Each method runs in its own subprocess so that memory kept by an earlier one cannot hide a later one's peak.
 Presets run with fresh weights: speed does not depend on training.
 """
@@ -27,6 +27,7 @@ from ..io.volumes import detect_slice_axis, read_volume
 from ..models.registry import open_model, resolve_device
 from ..ops.operators import simulate_acquisition
 from ..resources import sample_path
+from .banding import banding
 
 SAMPLE = "ct_chest_1mm_crop.nii.gz"  # the packaged thin CT crop, used when no volume is given
 
@@ -78,10 +79,11 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
         peak = max(peak, mem.peak)
-        del out.volume
+    periodicity, texture = banding(out.volume, scale) if out.volume.shape[0] >= 3 * scale else (None, None)
     cuda_peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else 0
     return {"method": method, "seconds": min(times), "voxels": int(np.prod(out.plan.output_shape)),
-            "peak_rss": peak, "cuda_peak": cuda_peak, "error": out.consistency_error}
+            "peak_rss": peak, "cuda_peak": cuda_peak, "error": out.consistency_error, "periodicity": periodicity,
+            "texture": texture}
 
 
 def mirror_extend(array: np.ndarray, n: int) -> np.ndarray:
@@ -90,15 +92,20 @@ def mirror_extend(array: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(array[period[np.arange(n) % len(period)]])
 
 
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 def format_table(rows: list[dict]) -> str:
     """Markdown table with voxels/s and ratios to linear (the first row must be linear)."""
     base = next(r["seconds"] for r in rows if r["method"] == "linear")
-    lines = ["| method | time (s) | output Mvox/s | time / linear | peak memory (GB) | max abs(A x - y) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| method | time (s) | output Mvox/s | time / linear | peak memory (GB) | max abs(A x - y) | "
+             "periodicity 1/s | texture acq./synth. |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mem = r["peak_rss"] / 1e9 if not r["cuda_peak"] else r["cuda_peak"] / 1e9
         lines.append(f"| {r['method']} | {r['seconds']:.2f} | {r['voxels'] / r['seconds'] / 1e6:.2f} | "
-                     f"{r['seconds'] / base:.1f} | {mem:.2f} | {r['error']:.2g} |")
+                     f"{r['seconds'] / base:.1f} | {mem:.2f} | {r['error']:.2g} | {_fmt(r.get('periodicity'))} | "
+                     f"{_fmt(r.get('texture'))} |")
     return "\n".join(lines)
 
 

@@ -20,6 +20,8 @@ class MethodScore:
         consistency: max |A x - y| of the unclipped prediction, normalised units (0 = exactly consistent).
         mae: (n_hr,) per-slice mean absolute error along the slice axis over the whole trimmed stack.
         seconds: wall time of the upsampling call.
+        periodicity, texture: the banding measures of the prediction (:mod:`.banding`; ~1.0 without banding),
+            None when the stack is too short for them.
     """
 
     volume: str
@@ -30,6 +32,8 @@ class MethodScore:
     consistency: float
     seconds: float
     mae: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    periodicity: float | None = None
+    texture: float | None = None
 
 
 @dataclass
@@ -46,6 +50,8 @@ class SummaryRow:
     consistency: float
     gain: float | None
     seconds: float
+    periodicity: float | None = None
+    texture: float | None = None
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -69,8 +75,19 @@ def summarise(scores: Sequence[MethodScore]) -> list[SummaryRow]:
         gains = [g.psnr - reference[g.volume] for g in group if g.volume in reference]
         gain = float(np.mean(gains)) if gains and all(math.isfinite(v) for v in gains) else None
         rows.append(SummaryRow(scale, method, len(group), psnr_mean, psnr_std, ssim_mean, ssim_std,
-                               max(g.consistency for g in group), gain, float(sum(g.seconds for g in group))))
+                               max(g.consistency for g in group), gain, float(sum(g.seconds for g in group)),
+                               _mean_or_none([g.periodicity for g in group]),
+                               _mean_or_none([g.texture for g in group])))
     return rows
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _pm(mean: float | None, std: float | None, digits: int) -> str:
@@ -80,13 +97,16 @@ def _pm(mean: float | None, std: float | None, digits: int) -> str:
 
 
 def markdown_table(rows: Sequence[SummaryRow]) -> str:
-    """Markdown table: scale, method, PSNR and SSIM mean ± std, gain over linear, max |A x − y|, time."""
-    lines = ["| scale | method | PSNR (dB) | Δ vs linear (dB) | SSIM | max \\|Ax − y\\| | n | time (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    """Markdown table: scale, method, PSNR and SSIM mean ± std, gain over linear, max |A x − y|, the banding
+    measures (periodicity at 1/s, acquired / synthesised texture), time."""
+    lines = ["| scale | method | PSNR (dB) | Δ vs linear (dB) | SSIM | max \\|Ax − y\\| | periodicity 1/s | "
+             "texture acq./synth. | n | time (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         gain = "–" if r.gain is None else f"{r.gain:+.2f}"
         lines.append(f"| ×{r.scale:g} | {r.method} | {_pm(r.psnr_mean, r.psnr_std, 2)} | {gain} | "
-                     f"{_pm(r.ssim_mean, r.ssim_std, 4)} | {r.consistency:.2g} | {r.n} | {r.seconds:.1f} |")
+                     f"{_pm(r.ssim_mean, r.ssim_std, 4)} | {r.consistency:.2g} | {_fmt(r.periodicity)} | "
+                     f"{_fmt(r.texture)} | {r.n} | {r.seconds:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -110,16 +130,17 @@ def _atomic_csv(path: str | Path, header: list[str], rows: list[list]) -> None:
 def write_summary_csv(rows: Sequence[SummaryRow], path: str | Path) -> None:
     """One line per (scale, method): n, PSNR/SSIM mean and std, gain over linear, max |A x - y|, seconds."""
     _atomic_csv(path, ["scale", "method", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "gain_vs_linear",
-                       "max_consistency_error", "seconds"],
+                       "max_consistency_error", "periodicity", "texture_ratio", "seconds"],
                 [[f"{r.scale:g}", r.method, r.n, r.psnr_mean, r.psnr_std, _blank(r.ssim_mean), _blank(r.ssim_std),
-                  _blank(r.gain), r.consistency, r.seconds] for r in rows])
+                  _blank(r.gain), r.consistency, _blank(r.periodicity), _blank(r.texture), r.seconds] for r in rows])
 
 
 def write_scores_csv(scores: Sequence[MethodScore], path: str | Path) -> None:
     """One line per (volume, scale, method)."""
-    _atomic_csv(path, ["volume", "scale", "method", "psnr", "ssim", "consistency_error", "seconds"],
-                [[s.volume, f"{s.scale:g}", s.method, s.psnr, _blank(s.ssim), s.consistency, s.seconds]
-                 for s in scores])
+    _atomic_csv(path, ["volume", "scale", "method", "psnr", "ssim", "consistency_error", "periodicity",
+                       "texture_ratio", "seconds"],
+                [[s.volume, f"{s.scale:g}", s.method, s.psnr, _blank(s.ssim), s.consistency, _blank(s.periodicity),
+                  _blank(s.texture), s.seconds] for s in scores])
 
 
 def _blank(value: float | None) -> float | str:
