@@ -153,6 +153,28 @@ def test_dicom_series_folder_reads_largest_series_with_geometry(tmp_path: Path) 
     _assert_geometry_close(back.geometry, geometry, atol=1e-3)
 
 
+def test_dicom_series_with_a_missing_slice_is_refused_with_the_gap_named(tmp_path: Path) -> None:
+    geometry = Geometry((0.6, 0.8, 5.0), (-50.0, 20.0, 7.5), _rotation(0.0, 0.3, 0.4))
+    _write_dicom_series(tmp_path, Volume(np.zeros((8, 6, 7), dtype=np.int16), geometry), "4", "s")
+    (tmp_path / "s004.dcm").unlink()  # slice 4 lost: 10 mm between s003 and s005
+    with pytest.raises(ValueError, match=r"not evenly spaced \(a missing slice\): s003.dcm and s005.dcm are 10 mm "
+                                         r"apart, the median spacing is 5 mm"):
+        read_volume(tmp_path)
+
+
+def test_dicom_series_with_variable_spacing_is_refused(tmp_path: Path) -> None:
+    geometry = Geometry((0.6, 0.8, 5.0))
+    _write_dicom_series(tmp_path, Volume(np.zeros((6, 6, 7), dtype=np.int16), geometry), "5", "s")
+    image = sitk.ReadImage(str(tmp_path / "s005.dcm"))
+    image.SetMetaData("0020|0032", "0\\0\\27.0")  # 2 mm too far: an irregular step, not a gap
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    writer.SetFileName(str(tmp_path / "s005.dcm"))
+    writer.Execute(image)
+    with pytest.raises(ValueError, match=r"irregular or overlapping slices\): s004.dcm and s005.dcm are 7 mm apart"):
+        read_volume(tmp_path)
+
+
 # ------------------------------------------------------------------------------------------- error paths
 def test_missing_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -185,9 +185,59 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
             "DICOM files of one series, or a NIfTI (.nii/.nii.gz), NRRD or MHA/MHD file"
         )
     files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids), key=len)
+    check_slice_positions(files)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     return reader.Execute()
+
+
+_GAP_TOLERANCE = 0.01  # relative deviation of a slice step from the median step that counts as irregular
+
+
+def _slice_position(path: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ImagePositionPatient, slice normal) of one DICOM file from its header, or None when a tag is missing."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    reader.LoadPrivateTagsOff()
+    reader.ReadImageInformation()
+    if not (reader.HasMetaDataKey("0020|0032") and reader.HasMetaDataKey("0020|0037")):
+        return None
+    position = np.array([float(v) for v in reader.GetMetaData("0020|0032").split("\\")])
+    row, col = np.split(np.array([float(v) for v in reader.GetMetaData("0020|0037").split("\\")]), 2)
+    return position, np.cross(row, col)
+
+
+def check_slice_positions(files: list[str] | tuple[str, ...]) -> None:
+    """Refuse a DICOM series whose slices are not evenly spaced (a missing slice, variable spacing, overlaps).
+
+    SimpleITK reports one spacing for the series (from the first slices), so a gap would silently put every
+    slice after it at a wrong world position; this reads ImagePositionPatient of every file instead.
+
+    Raises:
+        ValueError: naming the files on either side of the irregular step, the step and the median spacing.
+    """
+    if len(files) < 3:
+        return
+    info = [_slice_position(f) for f in files]
+    if any(i is None for i in info):
+        return  # no positions in the headers: nothing to check against
+    normal = info[0][1]
+    along = np.array([float(pos @ normal) for pos, _ in info])
+    steps = np.diff(along)
+    median = float(np.median(steps))
+    if median == 0 or not np.all(np.isfinite(steps)):
+        raise ValueError(f"the DICOM series in {str(Path(files[0]).parent)!r} has slices at one position; it is "
+                         "not a 3-D stack (several series or repeated acquisitions in one folder?)")
+    bad = np.flatnonzero(np.abs(steps - median) > _GAP_TOLERANCE * abs(median))
+    if bad.size:
+        k = int(bad[0])
+        what = "a missing slice" if steps[k] / median > 1.5 else "irregular or overlapping slices"
+        raise ValueError(
+            f"the DICOM series is not evenly spaced ({what}): {Path(files[k]).name} and {Path(files[k + 1]).name} "
+            f"are {abs(steps[k]):.4g} mm apart, the median spacing is {abs(median):.4g} mm ({bad.size} irregular "
+            "step(s)); DPNSL would place the slices after it at wrong positions: export the complete series, or "
+            "resample it to even spacing first"
+        )
 
 
 def read_volume(path: str | Path) -> Volume:
