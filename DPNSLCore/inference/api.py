@@ -22,6 +22,7 @@ from ..io.intensity import IntensityNormalizer, guess_modality, looks_like_shift
 from ..io.volumes import Geometry, Volume
 from ..models.network import DPNSL
 from ..models.registry import LoadedModel, open_model, resolve_device
+from ..ops.bounds import IntensityBounds
 from ..ops.interpolation import BASELINES
 from .engine import baseline_column, network_column, run_volume
 from .request import UpsamplePlan, UpsampleRequest
@@ -151,6 +152,25 @@ def _choose_model(model: Any, array: np.ndarray, modality: str, intensity: Inten
     return _ModelChoice(loaded.model, loaded.source, intensity, tuple(notes))
 
 
+def _bounds(bounds: Any, array: np.ndarray, normalizer: IntensityNormalizer) -> IntensityBounds | None:
+    """The intensity box of ``bounds`` ("auto", (low, high) or None) for this input and intensity rule."""
+    if bounds is None:
+        return None
+    if isinstance(bounds, str) and bounds == "auto":
+        floor = normalizer.offset if normalizer.kind == "ct" else 0.0  # -1024 HU in the input's units
+        return IntensityBounds.for_input(array, normalizer.kind, floor=floor)
+    try:
+        low, high = (float(v) for v in bounds)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"`bounds` must be 'auto', a (low, high) pair or None, got {bounds!r}") from err
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"`bounds` must be finite with low < high, got {bounds!r}")
+    if low > float(array.min()) or high < float(array.max()):
+        raise ValueError(f"`bounds` {bounds!r} must contain the input's range [{array.min()}, {array.max()}]: the "
+                         "acquired slices are kept exactly")
+    return IntensityBounds(low, high, "given")
+
+
 def _for_inference(model: DPNSL, device: torch.device) -> DPNSL:
     """``model`` itself when it is already in eval mode on ``device``, else a copy that is: never mutate it."""
     on_device = all(p.device == device for p in model.parameters())
@@ -177,6 +197,7 @@ def upsample(
     tiling: TilingOptions | Mapping[str, int] | None = None,
     output_dtype: Any = None,
     allow_untrained: bool = False,
+    bounds: str | tuple[float, float] | None = "auto",
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ) -> UpsampleResult:
@@ -199,6 +220,9 @@ def upsample(
         tiling: :class:`TilingOptions` (or a dict of its fields): bounds the peak memory, never changes the result.
         output_dtype: None (float32), "input" (the input's integer type, rounded), or a numpy dtype.
         allow_untrained: accept a preset name as ``model`` (random weights, for speed tests).
+        bounds: "auto" keeps the network's output in the physical range (CT >= -1024 HU, MR >= 0, at most 10 % of
+            the input's range above its maximum) with A x = y intact (:mod:`DPNSLCore.ops.bounds`); a (low, high)
+            pair; or None. The baselines are never bounded.
         progress: called as ``progress(fraction, message)``; cancel: return True to stop (raises Cancelled).
 
     Raises:
@@ -226,7 +250,8 @@ def upsample(
         dev = resolve_device(device)
         choice = _choose_model(model, array, modality, intensity, dev, allow_untrained)
         net = _for_inference(choice.model, dev)
-        column, ticks = network_column(net, deg, choice.normalizer, options, dev, parts=return_parts)
+        box = _bounds(bounds, array, choice.normalizer)
+        column, ticks = network_column(net, deg, choice.normalizer, options, dev, parts=return_parts, bounds=box)
         halo, n_experts = net.estimator.receptive_radius, net.config.n_experts
         source, kind, degrees, notes = choice.source, choice.normalizer.kind, tuple(net.config.degrees), \
             notes + list(choice.notes)
@@ -234,6 +259,8 @@ def upsample(
         column, ticks, halo, n_experts = baseline_column(deg, method), 0, 0, 0
     result = run_volume(array, plan.slice_axis, deg, column, halo=halo, tiling=options, steps_per_column=ticks + 1,
                         out_dtype=dtype, parts=return_parts, n_experts=n_experts, progress=progress, cancel=cancel)
+    if result.bounds is not None:
+        notes.append(result.bounds.text(box))
 
     def back(a: np.ndarray | None, lead: int = 0) -> np.ndarray | None:
         if a is None:

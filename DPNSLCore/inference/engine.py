@@ -17,6 +17,7 @@ import torch
 
 from ..io.intensity import IntensityNormalizer
 from ..models.network import DPNSL
+from ..ops.bounds import BoundsReport, IntensityBounds, keep_in_bounds
 from ..ops.interpolation import interpolate
 from ..ops.operators import Degradation
 from .tiling import CancelFn, Cancelled, ProgressFn, TilingOptions, ZWindow, plan_tiles, plan_z_windows
@@ -32,6 +33,7 @@ class ColumnResult:
     anchor: torch.Tensor | None = None
     detail: torch.Tensor | None = None
     routing: torch.Tensor | None = None  # (E, n_hr, h, w)
+    bounds: BoundsReport | None = None  # what keeping the intensity box did in this column
 
 
 @dataclass
@@ -43,6 +45,7 @@ class VolumeResult:
     detail: np.ndarray | None
     routing: np.ndarray | None
     consistency_error: float
+    bounds: BoundsReport | None = None
 
 
 #: ``column(y_read, keep_y, keep_x, tick) -> ColumnResult``: y_read is the (n_lr, h + halo, w + halo) float32
@@ -105,7 +108,7 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
         routing = np.empty((n_experts, n_hr, height, width), np.float32) if parts and n_experts else None
     except MemoryError as err:
         raise memory_error(err, tiling) from err
-    total, done, error = len(tiles) * steps_per_column, 0, 0.0
+    total, done, error, report = len(tiles) * steps_per_column, 0, 0.0, None
 
     def tick(message: str) -> None:
         nonlocal done
@@ -128,6 +131,8 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
                 raise memory_error(err, tiling) from err
             raise
         output[:, ty.write, tx.write] = block
+        if res.bounds is not None:
+            report = res.bounds if report is None else report.merge(res.bounds)
         y_core = y_read[:, ty.keep, tx.keep]
         written = torch.from_numpy(block).float() if block.dtype != np.float32 else torch.from_numpy(block)
         error = max(error, float((degradation.forward(written) - y_core).abs().max()))
@@ -138,7 +143,7 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
                 routing[:, :, ty.write, tx.write] = res.routing.numpy()
         del res, block, written
         tick_tile("written")
-    return VolumeResult(output, anchor, detail, routing, error)
+    return VolumeResult(output, anchor, detail, routing, error, report)
 
 
 def baseline_column(degradation: Degradation, method: str) -> ColumnFn:
@@ -153,12 +158,14 @@ def baseline_column(degradation: Degradation, method: str) -> ColumnFn:
 
 
 def network_column(model: DPNSL, degradation: Degradation, normalizer: IntensityNormalizer, tiling: TilingOptions,
-                   device: torch.device, *, parts: bool) -> tuple[ColumnFn, int]:
+                   device: torch.device, *, parts: bool,
+                   bounds: IntensityBounds | None = None) -> tuple[ColumnFn, int]:
     """Column function of a DP-NSL model and the number of progress ticks per column.
 
     The estimator runs on z windows (:func:`.tiling.plan_z_windows`) read with its z receptive radius as halo and
     asked for the HR slices it owns plus the HR margin its HR-resolution convs need; the model's own anchor and
-    projection (:meth:`DPNSL.assemble`) then run on the whole column, in the input's units.
+    projection (:meth:`DPNSL.assemble`) then run on the whole column, in the input's units, and the output is kept
+    inside ``bounds`` (:func:`DPNSLCore.ops.bounds.keep_in_bounds`: A x = y still holds).
     """
     estimator = model.estimator
     windows = plan_z_windows(degradation.n_lr, degradation.n_hr, degradation.scale, tiling.z_window,
@@ -188,6 +195,11 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
             y_core = y_read[:, keep_y, keep_x]
             out, anchor, detail = model.assemble(y_core, f, degradation, f_scale=normalizer.scale,
                                                  f_offset=normalizer.offset)
-        return ColumnResult(out, anchor if parts else None, detail if parts else None, routing)
+            report = None
+            if bounds is not None:
+                out, report = keep_in_bounds(out, y_core, degradation, bounds)
+                if parts and report.clipped:
+                    detail = out - anchor  # output = anchor + detail still holds
+        return ColumnResult(out, anchor if parts else None, detail if parts else None, routing, report)
 
     return column, len(windows)

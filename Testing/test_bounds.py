@@ -1,0 +1,76 @@
+"""Output kept in the physical range with the acquired slices intact (A x = y), and the rule that sets the range."""
+
+import numpy as np
+import pytest
+import torch
+
+import DPNSLCore
+from DPNSLCore.ops.bounds import IntensityBounds, keep_in_bounds
+from DPNSLCore.ops.operators import make_degradation
+
+
+@pytest.fixture(scope="module")
+def lung():
+    """A piece of the shipped real 5 mm chest CT (HU, int16): the shipped model undershoots -1024 HU below air."""
+    volume = DPNSLCore.read_volume(DPNSLCore.sample_path("ct_lung1_5mm_crop.nii.gz"))
+    return DPNSLCore.Volume(np.ascontiguousarray(volume.array[:12, :96, :96]), volume.geometry)
+
+
+def test_decimate_output_stays_in_range_and_keeps_acquired_slices_bit_exact(lung):
+    free = DPNSLCore.upsample(lung, 5, bounds=None, device="cpu")
+    kept = DPNSLCore.upsample(lung, 5, device="cpu", return_parts=True)
+    assert free.volume.min() < -1024  # the problem being fixed
+    assert kept.volume.min() >= -1024 and kept.consistency_error == 0.0
+    np.testing.assert_array_equal(kept.volume[::5], lung.array)
+    np.testing.assert_array_equal(kept.anchor + kept.detail, kept.volume)
+    inside = (free.volume >= -1024) & (free.volume <= kept.volume.max())
+    np.testing.assert_array_equal(kept.volume[inside], free.volume[inside])  # only what left the box moved
+    assert any("output kept in [-1024, " in note and "% of the voxels moved" in note for note in kept.notes)
+
+
+# alternating projections converge slowly for overlapping profiles (the known limit, reported in the notes)
+@pytest.mark.parametrize(("kind", "thickness", "left"), [("sample", 1.0, 0.2), ("profile", 1.5, 0.7)])
+def test_sample_and_profile_move_towards_the_box_and_stay_consistent(kind, thickness, left):
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(rng.uniform(0.0, 1.0, (9, 5, 5)))
+    deg = make_degradation(kind, 3, 9, thickness=thickness)
+    x = deg.pinv(y) + 0.5 * torch.from_numpy(rng.normal(size=(deg.n_hr, 5, 5)))
+    x = x - deg.pinv(deg.forward(x) - y)  # a consistent start that leaves the box
+    box = IntensityBounds(0.0, 1.0, "test")
+    before = float(torch.maximum(-x, x - 1).clamp(min=0).sum())
+    out, report = keep_in_bounds(x.clone(), y, deg, box, iterations=30)
+    after = float(torch.maximum(-out, out - 1).clamp(min=0).sum())
+    assert after < left * before and report.iterations == 30 and report.clipped > 0
+    assert float((deg.forward(out) - y).abs().max()) < 1e-9  # float64: consistent to round-off
+
+
+def test_a_column_does_not_depend_on_its_neighbours():
+    rng = np.random.default_rng(1)
+    y = torch.from_numpy(rng.uniform(0.0, 1.0, (6, 4, 4)))
+    deg = make_degradation("profile", 2.5, 6, thickness=1.2)
+    x = deg.pinv(y) + torch.from_numpy(rng.normal(size=(deg.n_hr, 4, 4)))
+    x = x - deg.pinv(deg.forward(x) - y)
+    whole, _ = keep_in_bounds(x.clone(), y, deg, IntensityBounds(0.0, 1.0, "test"))
+    part, _ = keep_in_bounds(x[:, :2, :3].clone(), y[:, :2, :3], deg, IntensityBounds(0.0, 1.0, "test"))
+    torch.testing.assert_close(part, whole[:, :2, :3], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("values", "modality", "low", "high"), [
+    ((-1024, 1000), "ct", -1024, 1202.4),   # air floor; 10 % of the range above the maximum
+    ((-3024, 1000), "ct", -3024, 1402.4),   # padding outside the field of view is never clipped
+    ((-900, 100), "ct", -1000, 200),        # within the margin, but not below air
+    ((0, 500), "mr", 0, 550),
+    ((20, 500), "mr", 0, 548),
+])
+def test_the_default_box(values, modality, low, high):
+    box = IntensityBounds.for_input(np.array(values, dtype=np.float32), modality)
+    assert box.low == pytest.approx(low) and box.high == pytest.approx(high)
+
+
+def test_given_bounds_must_contain_the_input(lung):
+    with pytest.raises(ValueError, match=r"must contain the input's range"):
+        DPNSLCore.upsample(lung, 5, bounds=(-500, 500), device="cpu")
+    with pytest.raises(ValueError, match=r"`bounds` must be 'auto', a \(low, high\) pair or None"):
+        DPNSLCore.upsample(lung, 5, bounds="physical", device="cpu")
+    out = DPNSLCore.upsample(lung, 5, bounds=(-1100, 4000), device="cpu")
+    assert out.volume.min() >= -1100
