@@ -28,19 +28,18 @@ def test_decimate_output_stays_in_range_and_keeps_acquired_slices_bit_exact(lung
     assert any("output kept in [-1024, " in note and "% of the voxels moved" in note for note in kept.notes)
 
 
-# alternating projections converge slowly for overlapping profiles (the known limit, reported in the notes)
-@pytest.mark.parametrize(("kind", "thickness", "left"), [("sample", 1.0, 0.2), ("profile", 1.5, 0.7)])
-def test_sample_and_profile_move_towards_the_box_and_stay_consistent(kind, thickness, left):
+@pytest.mark.parametrize(("kind", "thickness"), [("sample", 1.0), ("profile", 1.5)])
+def test_sample_and_profile_end_in_the_box_and_stay_consistent(kind, thickness):
     rng = np.random.default_rng(0)
     y = torch.from_numpy(rng.uniform(0.0, 1.0, (9, 5, 5)))
     deg = make_degradation(kind, 3, 9, thickness=thickness)
     x = deg.pinv(y) + 0.5 * torch.from_numpy(rng.normal(size=(deg.n_hr, 5, 5)))
     x = x - deg.pinv(deg.forward(x) - y)  # a consistent start that leaves the box
-    box = IntensityBounds(0.0, 1.0, "test")
-    before = float(torch.maximum(-x, x - 1).clamp(min=0).sum())
-    out, report = keep_in_bounds(x.clone(), y, deg, box, iterations=30)
-    after = float(torch.maximum(-out, out - 1).clamp(min=0).sum())
-    assert after < left * before and report.iterations == 30 and report.clipped > 0
+    box = IntensityBounds(-0.5, 2.0, "test")  # room above the data: thin peaks under overlapping profiles
+    before = float(torch.maximum(-0.5 - x, x - 2).clamp(min=0).max())
+    out, report = keep_in_bounds(x.clone(), y, deg, box, iterations=300)
+    after = float(torch.maximum(-0.5 - out, out - 2).clamp(min=0).max())
+    assert before > 0.5 and after < 1e-3 * before and report.clipped > 0 and 0 < report.iterations <= 300
     assert float((deg.forward(out) - y).abs().max()) < 1e-9  # float64: consistent to round-off
 
 
@@ -56,11 +55,12 @@ def test_a_column_does_not_depend_on_its_neighbours():
 
 
 @pytest.mark.parametrize(("values", "modality", "low", "high"), [
-    ((-1024, 1000), "ct", -1024, 1202.4),   # air floor; 10 % of the range above the maximum
-    ((-3024, 1000), "ct", -3024, 1402.4),   # padding outside the field of view is never clipped
-    ((-900, 100), "ct", -1000, 200),        # within the margin, but not below air
-    ((0, 500), "mr", 0, 550),
-    ((20, 500), "mr", 0, 548),
+    ((-1024, 1000), "ct", -1024, 3071),     # from air to the top of the CT window
+    ((-1024, 3500), "ct", -1024, 3952.4),   # or 10 % of the range above a brighter maximum
+    ((-3024, 1000), "ct", -3024, 3071),     # padding outside the field of view is never clipped
+    ((-900, 100), "ct", -1000, 3071),       # within the margin, but not below air
+    ((0, 500), "mr", 0, 750),               # MR: not negative, input max + 50 % of the range
+    ((20, 500), "mr", 0, 740),
 ])
 def test_the_default_box(values, modality, low, high):
     box = IntensityBounds.for_input(np.array(values, dtype=np.float32), modality)

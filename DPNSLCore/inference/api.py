@@ -157,8 +157,10 @@ def _bounds(bounds: Any, array: np.ndarray, normalizer: IntensityNormalizer) -> 
     if bounds is None:
         return None
     if isinstance(bounds, str) and bounds == "auto":
-        floor = normalizer.offset if normalizer.kind == "ct" else 0.0  # -1024 HU in the input's units
-        return IntensityBounds.for_input(array, normalizer.kind, floor=floor)
+        if normalizer.kind == "ct":  # -1024 and 3071 HU in the input's units
+            return IntensityBounds.for_input(array, "ct", floor=normalizer.offset,
+                                             ceiling=normalizer.offset + normalizer.scale)
+        return IntensityBounds.for_input(array, "mr")
     try:
         low, high = (float(v) for v in bounds)
     except (TypeError, ValueError) as err:
@@ -166,8 +168,8 @@ def _bounds(bounds: Any, array: np.ndarray, normalizer: IntensityNormalizer) -> 
     if not (np.isfinite(low) and np.isfinite(high) and low < high):
         raise ValueError(f"`bounds` must be finite with low < high, got {bounds!r}")
     if low > float(array.min()) or high < float(array.max()):
-        raise ValueError(f"`bounds` {bounds!r} must contain the input's range [{array.min()}, {array.max()}]: the "
-                         "acquired slices are kept exactly")
+        raise ValueError(f"`bounds` {bounds!r} must contain the input's range [{array.min()}, {array.max()}]: "
+                         "the acquired slices are kept exactly")
     return IntensityBounds(low, high, "given")
 
 
@@ -220,9 +222,9 @@ def upsample(
         tiling: :class:`TilingOptions` (or a dict of its fields): bounds the peak memory, never changes the result.
         output_dtype: None (float32), "input" (the input's integer type, rounded), or a numpy dtype.
         allow_untrained: accept a preset name as ``model`` (random weights, for speed tests).
-        bounds: "auto" keeps the network's output in the physical range (CT >= -1024 HU, MR >= 0, at most 10 % of
-            the input's range above its maximum) with A x = y intact (:mod:`DPNSLCore.ops.bounds`); a (low, high)
-            pair; or None. The baselines are never bounded.
+        bounds: "auto" keeps the network's output in the physical range (CT from -1024 HU to max(3071 HU, input
+            max + 10 %), MR from 0 to input max + 50 % of the range) with A x = y intact
+            (:mod:`DPNSLCore.ops.bounds`); a (low, high) pair; or None. The baselines are never bounded.
         progress: called as ``progress(fraction, message)``; cancel: return True to stop (raises Cancelled).
 
     Raises:
