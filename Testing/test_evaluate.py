@@ -95,6 +95,24 @@ def test_report_files_hold_every_scale_and_method(ct_file, tmp_path):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_thick_slice_protocol_simulates_box_profiles(ct_file):
+    paper = evaluate([ct_file], "3", "linear", modality="ct", options=FAST)
+    thick = evaluate([ct_file], "3", "linear", modality="ct",
+                     options=ProtocolOptions(ssim=False, device="cpu", degradation="profile", thickness=1.0))
+    assert "box profile (thickness 1 spacings)" in thick.markdown and "decimate" in paper.markdown
+    assert thick.scores[0].psnr != paper.scores[0].psnr  # another acquisition, other observed slices
+    assert thick.scores[0].consistency > 0  # linear ignores the profile: not consistent with it
+    wider = evaluate([ct_file], "3", "linear", modality="ct",
+                     options=ProtocolOptions(ssim=False, device="cpu", degradation="profile", thickness=1.5))
+    assert wider.scores[0].psnr != thick.scores[0].psnr  # the thickness reaches the simulation
+
+
+def test_evaluate_command_line_takes_the_thickness(ct_file, capsys):
+    assert main(["--data", str(ct_file), "--scales", "3", "--methods", "linear", "--no-ssim", "--modality", "ct",
+                 "--degradation", "profile", "--thickness", "1.5"]) == 0
+    assert "box profile (thickness 1.5 spacings)" in capsys.readouterr().out
+
+
 def test_block_restricts_the_slices(ct_file):
     result = evaluate([ct_file], "2", "linear", modality="ct", block="4:21", options=FAST)
     assert result.scores[0].volume.endswith("[4:21]") and result.scores[0].mae.size == 17

@@ -42,7 +42,8 @@ def test_run_writes_model_state_best_and_log(ct_file, tmp_path):
     extra = read_checkpoint_info(tmp_path / ts.MODEL_FILE)["extra"]
     assert extra["steps"] == 4 and extra["modality"] == "ct" and extra["scales"] == [2.0]
     assert "--steps 4" in extra["command"] and extra["data"] == [str(ct_file)] and extra["wall_time_s"] >= 0
-    assert model.config.replace(input_shift=0.0, input_scale=1.0) == PRESETS["lean"].replace(modality="ct")
+    assert model.config.replace(input_shift=0.0, input_scale=1.0) == (
+        PRESETS["lean"].replace(modality="ct", acquisition={"kind": "decimate"}))
     assert model.config.input_scale > 1  # standardised from the training data (normalised CT has std < 1)
     state = ts.load_state(tmp_path)
     assert state["step"] == 4 and state["scheduler"]["last_epoch"] == 4
@@ -93,6 +94,25 @@ def test_checkpoint_config_records_the_modality(ct_file, tmp_path):
     assert main(tiny_run(ct_file, tmp_path, 1)) == 0
     assert read_checkpoint_info(tmp_path / ts.MODEL_FILE)["config"].modality == "ct"
     assert load_checkpoint(tmp_path / ts.MODEL_FILE).config.modality == "ct"
+
+
+def test_the_profile_acquisition_reaches_validation_checkpoint_and_upsample(ct_file, tmp_path):
+    thin, thick = tmp_path / "t1", tmp_path / "t15"
+    assert main(tiny_run(ct_file, thin, 2, "--degradation", "profile", "--thickness", "1.0")) == 0
+    assert main(tiny_run(ct_file, thick, 2, "--degradation", "profile", "--thickness", "1.5")) == 0
+    # the validator simulates the trained acquisition: the linear baseline scores differ with the thickness
+    assert read_log(thin)[-1]["val_psnr_x2_linear"] != read_log(thick)[-1]["val_psnr_x2_linear"]
+    info = read_checkpoint_info(thick / ts.MODEL_FILE)
+    expected = {"kind": "profile", "profile": "box", "thickness": 1.5}
+    assert info["config"].acquisition == expected and info["extra"]["acquisition"] == expected
+    from DPNSLCore import upsample
+
+    y = np.random.default_rng(0).normal(0, 100, (6, 12, 12)).astype(np.float32)
+    result = upsample(y, 2, model=str(thick / ts.MODEL_FILE), device="cpu")  # degradation auto: the model's
+    assert (result.plan.degradation, result.plan.thickness) == ("profile", 1.5)
+    assert "acquisition box profile, thickness 1.5 spacings (auto: the model was trained for it)" in result.notes
+    assert upsample(y, 2, model=str(thick / ts.MODEL_FILE), device="cpu", degradation="decimate").plan.degradation \
+        == "decimate"  # an explicit choice wins
 
 
 def test_resume_refuses_to_change_the_recipe(ct_file, tmp_path):

@@ -85,7 +85,8 @@ def load_dpnsl(checkpoint: str | None, modality: str, device: str = "auto") -> L
 
 def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: LoadedModel | DPNSL | None = None,
                         normalizer: IntensityNormalizer | None = None, degradation: str = "decimate",
-                        device: str | torch.device = "auto") -> np.ndarray:
+                        device: str | torch.device = "auto", profile: str = "box",
+                        thickness: float = 1.0) -> np.ndarray:
     """Upsample a normalised LR stack (slice axis 0) with ``method``; returns the normalised HR prediction.
 
     Baselines run on the normalised values directly; ``dpnsl`` runs the product path (module docstring).
@@ -93,23 +94,35 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
     Raises:
         ValueError: ``dpnsl`` without a model/normaliser, or a model trained for another modality.
     """
+    acquisition = {"degradation": degradation, "profile": profile, "thickness": thickness, "slice_axis": 0}
     if method != "dpnsl":
-        return upsample(lr, scale, method=method, degradation=degradation, slice_axis=0).volume
+        return upsample(lr, scale, method=method, **acquisition).volume
     if model is None or normalizer is None:
         raise ValueError("method 'dpnsl' needs a model and the volume's normalizer")
     identity = IntensityNormalizer(normalizer.kind, 1.0, 0.0)  # the stack is already normalised
-    return upsample(lr, scale, model=model, method="dpnsl", degradation=degradation, device=device, slice_axis=0,
-                    modality=normalizer.kind, intensity=identity).volume
+    return upsample(lr, scale, model=model, method="dpnsl", device=device, modality=normalizer.kind,
+                    intensity=identity, **acquisition).volume
 
 
 @dataclass
 class ProtocolOptions:
-    """Choices of the protocol: in-plane crop (voxels), degradation kind, SSIM on/off, device."""
+    """Choices of the protocol: in-plane crop (voxels), the simulated acquisition, SSIM on/off, device.
+
+    ``degradation="decimate"`` is the paper's protocol; ``"profile"`` with ``thickness=1`` is the thick-slice
+    protocol: each acquired slice is the box average of s thin slices centred on every s-th slice.
+    """
 
     crop: int = 256
     degradation: str = "decimate"
     ssim: bool = True
     device: str | torch.device = "auto"
+    profile: str = "box"
+    thickness: float = 1.0  # in acquired slice spacings (profile only)
+
+    def acquisition_text(self) -> str:
+        if self.degradation == "profile":
+            return f"{self.profile} profile (thickness {self.thickness:g} spacings)"
+        return self.degradation
 
 
 class TooFewSlicesError(ValueError):
@@ -137,14 +150,15 @@ def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Seque
     cropped = np.ascontiguousarray(center_crop(volume.array, options.crop))
     scores = []
     for scale in scales:
-        lr, hr = simulate_acquisition(cropped, scale, degradation=options.degradation)
+        acquisition = {"profile": options.profile, "thickness": options.thickness}
+        lr, hr = simulate_acquisition(cropped, scale, degradation=options.degradation, **acquisition)
         _check_scored(volume, hr.shape[0], scale, options.ssim)
-        deg = make_degradation(options.degradation, scale, lr.shape[0])
+        deg = make_degradation(options.degradation, scale, lr.shape[0], **acquisition)
         border = int(np.ceil(scale - 1e-9))
         for method in methods:
             start = time.perf_counter()
             pred = upsample_normalised(lr, scale, method, model=model, normalizer=volume.normalizer,
-                                       degradation=options.degradation, device=options.device)
+                                       degradation=options.degradation, device=options.device, **acquisition)
             seconds = time.perf_counter() - start
             consistency = float((deg.forward(torch.from_numpy(pred)) - torch.from_numpy(lr)).abs().max())
             if options.ssim:
@@ -236,7 +250,7 @@ def evaluate(paths: Sequence[str | Path], scales: str | Sequence[float], methods
         raise TooFewSlicesError("no volume is long enough for any scale: " + "; ".join(skipped))
     rows = summarise(scores)
     title = (f"Paper protocol: normalised ({', '.join(sorted({v.normalizer.kind for v in volumes}))}), centre crop "
-             f"{options.crop}, {options.degradation}, borders of s slices excluded; {len(volumes)} volume(s)")
+             f"{options.crop}, {options.acquisition_text()}, borders of s slices excluded; {len(volumes)} volume(s)")
     title += "".join(f"\n- skipped {note}" for note in skipped)
     title += ("\n- banding: periodicity = power at 1/s over its neighbours, texture = in-plane |Laplacian| of "
               "acquired over synthesised slices; both ~1 on a real thin volume")
@@ -264,8 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "z slices: the block `train --val-block F` held out")
     p.add_argument("--crop", type=int, default=256, help="centre crop in-plane (voxels, default 256)")
     p.add_argument("--degradation", choices=["decimate", "sample", "profile"],
-                   help="simulated acquisition (default decimate); for --paired the default is decimate for an "
-                   "integer spacing ratio, else sample")
+                   help="simulated acquisition (default decimate, the paper's protocol; profile with --thickness 1 is "
+                   "the thick-slice protocol); for --paired the default is decimate for an integer spacing ratio, "
+                   "else sample")
+    p.add_argument("--profile", choices=["box", "gaussian"], default="box", help="slice profile for profile")
+    p.add_argument("--thickness", type=float, default=1.0, help="slice thickness in acquired spacings (profile)")
     p.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", metavar="DIR", help="write results.md, summary.csv, scores.csv and MAE plots here")
@@ -277,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data and not args.paired:
         print("error: give --data PATH... and/or --paired THICK THIN", file=sys.stderr)
         return 2
-    options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device)
+    options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device, args.profile,
+                              args.thickness)
     try:
         if args.data:
             result = evaluate(args.data, args.scales, args.methods, checkpoint=args.checkpoint,

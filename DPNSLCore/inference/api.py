@@ -211,8 +211,9 @@ def upsample(
         model: a model (DPNSL or LoadedModel), a checkpoint path, or a shipped name ("ct", "mr"); None picks the
             shipped model for ``modality`` (auto: CT when the intensities look like HU, else MR).
         method: "dpnsl", "linear" or "cubic".
-        degradation: how the input was acquired: "auto" (decimate for integer scales, else sample), "decimate",
-            "sample" or "profile"; thickness, profile: the slice profile of "profile" (thickness in spacings).
+        degradation: how the input was acquired: "auto" (the model's training acquisition when it recorded a slice
+            profile, else decimate for integer scales and sample otherwise), "decimate", "sample" or "profile";
+            thickness, profile: the slice profile of "profile" (thickness in spacings).
         slice_axis: numpy axis of the slices, or "auto": the largest spacing of a Volume (axis 0 for arrays).
         modality: "auto", "ct" or "mr": picks the shipped model and the intensity rule.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
@@ -239,18 +240,25 @@ def upsample(
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
     array, geometry = _as_array(volume)
-    request = UpsampleRequest(scale=scale, spacing=spacing, slice_axis=slice_axis, degradation=degradation,
-                              thickness=thickness, profile=profile)
-    plan = request.resolve(array.shape, geometry=geometry)
     options = TilingOptions.from_value(tiling)
     dtype = _output_dtype(output_dtype, array)
-    deg = plan.degradation_operator()
-    notes = list(plan.notes)
-    source = kind = None
-    degrees: tuple[int, ...] = ()
+    choice = trained = None
     if method == "dpnsl":
         dev = resolve_device(device)
         choice = _choose_model(model, array, modality, intensity, dev, allow_untrained)
+        trained = choice.model.config.acquisition
+        if degradation == "auto" and trained is not None and trained.get("kind") == "profile":
+            degradation, profile, thickness = "profile", trained["profile"], trained["thickness"]
+    request = UpsampleRequest(scale=scale, spacing=spacing, slice_axis=slice_axis, degradation=degradation,
+                              thickness=thickness, profile=profile)
+    plan = request.resolve(array.shape, geometry=geometry)
+    deg = plan.degradation_operator()
+    notes = list(plan.notes)
+    if trained is not None and trained.get("kind") == "profile" and plan.degradation == "profile":
+        notes.append(f"acquisition {plan.acquisition_text()} (auto: the model was trained for it)")
+    source = kind = None
+    degrees: tuple[int, ...] = ()
+    if choice is not None:
         net = _for_inference(choice.model, dev)
         box = _bounds(bounds, array, choice.normalizer)
         column, ticks = network_column(net, deg, choice.normalizer, options, dev, parts=return_parts, bounds=box)

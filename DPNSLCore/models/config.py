@@ -73,6 +73,10 @@ class ModelConfig:
     # what the model was trained on: "ct" (HU, fixed window) or "mr" (each volume's own range); None = unknown.
     # It sets the intensity rule at inference, so it lives here and travels with the weights.
     modality: str | None = None
+    # the acquisition it was trained for: {"kind": "decimate"} or {"kind": "profile", "profile": "box",
+    # "thickness": 1.0} (thickness in acquired spacings); None = not recorded (the paper's decimate). upsample's
+    # degradation="auto" uses a recorded profile acquisition.
+    acquisition: dict | None = None
     # input standardisation (set from the training data): the estimator sees (y - input_shift) * input_scale
     # and its output is divided by input_scale, so f stays in normalised-intensity units. Normalised CT has a
     # tissue contrast of ~0.01, far too small for a freshly initialised network to see.
@@ -167,6 +171,18 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
+def _check_acquisition(acquisition: Any) -> None:
+    if acquisition is None:
+        return
+    if not isinstance(acquisition, dict) or acquisition.get("kind") not in ("decimate", "sample", "profile"):
+        raise ValueError(f"`acquisition` must be None or a dict with kind 'decimate', 'sample' or 'profile', got "
+                         f"{acquisition!r}.")
+    allowed = {"kind", "profile", "thickness"} if acquisition["kind"] == "profile" else {"kind"}
+    if set(acquisition) - allowed:
+        raise ValueError(f"`acquisition` of kind {acquisition['kind']!r} takes the keys {sorted(allowed)}, got "
+                         f"{sorted(acquisition)}.")
+
+
 def _validate(cfg: ModelConfig) -> None:
     if not (isinstance(cfg.input_scale, (int, float)) and 0 < cfg.input_scale < 1e6):
         raise ValueError(f"`input_scale` must be a positive number, got {cfg.input_scale!r}.")
@@ -176,6 +192,7 @@ def _validate(cfg: ModelConfig) -> None:
     for name in ("blocks", "decoder_blocks"):
         _positive_int(name, getattr(cfg, name), minimum=0)
     _choice("modality", cfg.modality, MODALITIES)
+    _check_acquisition(cfg.acquisition)
     for name, allowed in (("conv", CONV_KINDS), ("upsampler", UPSAMPLERS),
                           ("head_resolution", HEAD_RESOLUTIONS), ("router", ROUTERS),
                           ("decoder", DECODERS), ("anchor", ANCHORS), ("projection", PROJECTIONS)):

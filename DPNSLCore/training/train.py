@@ -185,6 +185,13 @@ class TrainResult:
     loss: float
 
 
+def acquisition_of(args: argparse.Namespace) -> dict:
+    """The acquisition a run trains for, as stored in the model config (``ModelConfig.acquisition``)."""
+    if args.degradation == "profile":
+        return {"kind": "profile", "profile": args.profile, "thickness": float(args.thickness)}
+    return {"kind": args.degradation}
+
+
 class _Run:
     """Model, optimiser, scheduler and bookkeeping of one run (fresh or resumed)."""
 
@@ -193,7 +200,7 @@ class _Run:
         torch.manual_seed(args.seed)
         self.state = ts.load_state(self.out) if args.resume else None
         config = PRESETS[args.preset].replace(input_shift=args.input_shift, input_scale=args.input_scale,
-                                              modality=args.modality)
+                                              modality=args.modality, acquisition=acquisition_of(args))
         self.model = build_model(config.replace(anchor=args.anchor) if args.anchor else config)
         if self.state is not None:  # the state file holds the weights too, so a resume never mixes two steps
             self.model.load_state_dict(self.state["model"])
@@ -214,7 +221,8 @@ class _Run:
         return {"command": f"python -m DPNSLCore.train {command}", "data": list(a.data),
                 "val_data": list(a.val_data or []), "val_block": a.val_block, "steps": self.step,
                 "wall_time_s": round(self.wall, 1), "modality": a.modality, "scales": a.scales, "n_lr": a.n_lr,
-                "degradation": a.degradation, "preset": a.preset, "batch_size": a.batch_size, "val": val,
+                "degradation": a.degradation, "acquisition": acquisition_of(a), "preset": a.preset,
+                "batch_size": a.batch_size, "val": val,
                 "dpnsl_version": __version__, "torch_version": torch.__version__}
 
     def save(self, val: dict[str, float], best: bool) -> None:
@@ -252,7 +260,8 @@ def train(args: argparse.Namespace) -> TrainResult:
     run = _Run(args, device)
     ids = [device.index] if device.type == "cuda" else None
     net = torch.nn.parallel.DistributedDataParallel(run.model, device_ids=ids) if world > 1 else run.model
-    validator = Validator(val_volumes, args.val_scales, degradation=args.degradation, device=device)
+    validator = Validator(val_volumes, args.val_scales, degradation=args.degradation, device=device,
+                          profile=args.profile, thickness=args.thickness)
     columns = ["step", "time_s", "loss", "lr", "samples_per_s"] + (validator.columns if val_volumes else [])
     log = ts.MetricLog(out / ts.LOG_FILE, columns, run.step if args.resume else None) if rank == 0 else None
     plan = dataset.batches(args.batch_size, start_step=run.step, steps=args.steps, rank=rank)

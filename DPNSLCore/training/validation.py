@@ -35,13 +35,14 @@ class Validator:
     Args:
         volumes: held-out blocks or volumes (each with its normaliser).
         scales: validation scales.
-        degradation: acquisition kind used to simulate the LR input.
+        degradation, profile, thickness: the acquisition that simulates the LR input (the one trained for).
         device: where the model runs.
         crop: centre crop in-plane (voxels).
     """
 
     def __init__(self, volumes: Sequence[TrainingVolume], scales: Sequence[float], *, degradation: str = "decimate",
-                 device: str | torch.device = "cpu", crop: int = 256) -> None:
+                 device: str | torch.device = "cpu", crop: int = 256, profile: str = "box",
+                 thickness: float = 1.0) -> None:
         self.volumes, self.scales = list(volumes), tuple(scales)
         need = hr_length(MIN_LR_SLICES, max(self.scales)) if self.scales else 0
         for v in self.volumes:
@@ -50,7 +51,8 @@ class Validator:
                                  f"{max(self.scales):g} needs at least {need} ({MIN_LR_SLICES} acquired slices): raise "
                                  "--val-block or lower --val-scales")
         self.columns = metric_columns(self.scales)
-        self.options = ProtocolOptions(crop=crop, degradation=degradation, ssim=False, device=device)
+        self.options = ProtocolOptions(crop=crop, degradation=degradation, ssim=False, device=device, profile=profile,
+                                       thickness=thickness)
         self._baselines: dict[tuple[float, str], float] | None = None
 
     def _mean_psnr(self, methods: Sequence[str], model: torch.nn.Module | None) -> dict[tuple[float, str], float]:
