@@ -117,7 +117,7 @@ def test_failed_write_leaves_existing_file_untouched_and_no_temp(tmp_path: Path,
 
 
 # ------------------------------------------------------------------------------------------------- DICOM
-def _write_dicom_series(folder: Path, vol: Volume, uid_suffix: str, prefix: str) -> None:
+def _write_dicom_series(folder: Path, vol: Volume, uid_suffix: str, prefix: str, thickness: str | None = None) -> None:
     """Write ``vol`` as one DICOM file per z-slice with the tags a series reader needs."""
     image = volume_to_sitk(vol)
     d = image.GetDirection()
@@ -136,6 +136,7 @@ def _write_dicom_series(folder: Path, vol: Volume, uid_suffix: str, prefix: str)
             ("0020|0037", orientation),  # image orientation (patient)
             ("0020|0032", "\\".join(f"{v:.6f}" for v in position)),  # image position (patient)
             ("0020|0013", str(k + 1)),  # instance number
+            *([("0018|0050", thickness)] if thickness else []),  # slice thickness
         ):
             slice_k.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"{prefix}{k:03d}.dcm"))
@@ -151,6 +152,22 @@ def test_dicom_series_folder_reads_largest_series_with_geometry(tmp_path: Path) 
     back = read_volume(tmp_path)
     np.testing.assert_array_equal(back.array, big.array)
     _assert_geometry_close(back.geometry, geometry, atol=1e-3)
+
+
+def test_slice_thickness_is_read_from_dicom_and_nrrd_headers(tmp_path: Path) -> None:
+    geometry = Geometry((0.6, 0.8, 5.0), (-50.0, 20.0, 7.5))
+    (tmp_path / "dicom").mkdir()
+    _write_dicom_series(tmp_path / "dicom", Volume(np.zeros((4, 6, 7), dtype=np.int16), geometry), "6", "s",
+                        thickness="6.25")
+    assert read_volume(tmp_path / "dicom").slice_thickness == pytest.approx(6.25)
+    nrrd = tmp_path / "t.nrrd"
+    header = ("NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\nsizes: 2 2 3\n"
+              "space directions: (1,0,0) (0,1,0) (0,0,5)\nthicknesses: nan nan 4.5\nkinds: domain domain domain\n"
+              "endian: little\nencoding: raw\nspace origin: (0,0,0)\n\n")
+    nrrd.write_bytes(header.encode() + bytes(24))
+    assert read_volume(nrrd).slice_thickness == 4.5
+    write_volume(Volume(np.zeros((3, 2, 2), np.int16), geometry), tmp_path / "t.nii.gz")
+    assert read_volume(tmp_path / "t.nii.gz").slice_thickness is None  # NIfTI has no thickness field
 
 
 def test_dicom_series_with_a_missing_slice_is_refused_with_the_gap_named(tmp_path: Path) -> None:

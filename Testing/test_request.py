@@ -119,3 +119,30 @@ def test_check_scale_rejects_non_numbers_and_huge_factors():
         check_scale("4")
     with pytest.raises(ValueError, match="almost surely a typo"):
         check_scale(500)
+
+
+def test_profile_thickness_comes_from_the_header_else_the_spacing():
+    from_header = UpsampleRequest(scale=2, degradation="profile").resolve((4, 4, 4), spacing_zyx=(5.0, 1.0, 1.0),
+                                                                          slice_thickness=7.5)
+    assert from_header.thickness == 1.5
+    assert "4 slices, 7.5 mm thick every 5 mm (from the header)" in from_header.notes
+    assert "profile thickness 1.5 spacings (the header's 7.5 mm)" in from_header.notes
+    plain = UpsampleRequest(scale=2, degradation="profile").resolve((4, 4, 4), spacing_zyx=(5.0, 1.0, 1.0))
+    assert plain.thickness == 1.0 and any("thickness = spacing" in n for n in plain.notes)
+    given = UpsampleRequest(scale=2, degradation="profile", thickness=0.8).resolve(
+        (4, 4, 4), spacing_zyx=(5.0, 1.0, 1.0), slice_thickness=7.5)
+    assert given.thickness == 0.8  # the caller's choice wins over the header
+
+
+def test_a_header_thickness_of_another_axis_is_not_used():
+    plan = UpsampleRequest(scale=2, degradation="profile").resolve((4, 4, 4), spacing_zyx=(1.0, 1.0, 5.0),
+                                                                   slice_thickness=7.5)
+    assert plan.slice_axis == 2 and plan.thickness == 1.0
+
+
+def test_volume_thickness_reaches_the_api():
+    volume = Volume(np.zeros((4, 6, 6), np.float32), Geometry(spacing=(1.0, 1.0, 4.0)), slice_thickness=6.0)
+    result = upsample(volume, 2, method="linear", degradation="profile")
+    assert result.plan.thickness == 1.5
+    with pytest.raises(ValueError, match="`slice_thickness` must be a positive number of mm"):
+        Volume(np.zeros((4, 6, 6)), slice_thickness=0.0)

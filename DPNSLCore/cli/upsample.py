@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--degradation", choices=["auto", *KINDS], default="auto",
                    help="acquisition model; auto: decimate for an integer scale, else sample")
     p.add_argument("--profile", choices=PROFILES, default="box", help="slice profile for --degradation profile")
-    p.add_argument("--thickness", type=float, default=1.0, help="slice thickness in slice spacings (profile)")
+    p.add_argument("--thickness", type=float, default=None,
+                   help="slice thickness in slice spacings (profile); default: the header's, else 1")
     p.add_argument("--slice-axis", default="auto", choices=["auto", "0", "1", "2"],
                    help="numpy axis of the slices (0 = the file's third axis); auto = largest spacing")
     p.add_argument("--checkpoint", "--model", dest="model", default=None,
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in part_paths(parts_dir, stem, (2, 3, 4)).values():  # names checked before any compute
                 check_output(path, source, args.overwrite)
         volume = read_volume(source)
-        plan = request.resolve(volume.array.shape, geometry=volume.geometry)
+        plan = request.resolve(volume.array.shape, geometry=volume.geometry, slice_thickness=volume.slice_thickness)
         print(f"{source}: {plan.describe()}", file=sys.stderr)
         progress = _ProgressBar(args)
         with warnings.catch_warnings():

@@ -189,7 +189,7 @@ def upsample(
     model: DPNSL | LoadedModel | str | Path | None = None,
     method: str = "dpnsl",
     degradation: str = "auto",
-    thickness: float = 1.0,
+    thickness: float | None = None,
     profile: str = "box",
     slice_axis: int | str | None = "auto",
     modality: str = "auto",
@@ -213,7 +213,8 @@ def upsample(
         method: "dpnsl", "linear" or "cubic".
         degradation: how the input was acquired: "auto" (the model's training acquisition when it recorded a slice
             profile, else decimate for integer scales and sample otherwise), "decimate", "sample" or "profile";
-            thickness, profile: the slice profile of "profile" (thickness in spacings).
+            thickness, profile: the slice profile of "profile" (thickness in spacings; None: the header's slice
+            thickness over the spacing, else 1).
         slice_axis: numpy axis of the slices, or "auto": the largest spacing of a Volume (axis 0 for arrays).
         modality: "auto", "ct" or "mr": picks the shipped model and the intensity rule.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
@@ -242,16 +243,19 @@ def upsample(
     array, geometry = _as_array(volume)
     options = TilingOptions.from_value(tiling)
     dtype = _output_dtype(output_dtype, array)
+    header = volume.slice_thickness if isinstance(volume, Volume) else None
     choice = trained = None
     if method == "dpnsl":
         dev = resolve_device(device)
         choice = _choose_model(model, array, modality, intensity, dev, allow_untrained)
         trained = choice.model.config.acquisition
         if degradation == "auto" and trained is not None and trained.get("kind") == "profile":
-            degradation, profile, thickness = "profile", trained["profile"], trained["thickness"]
+            # the model's profile; its thickness only when neither the caller nor the file's header gives one
+            degradation, profile = "profile", trained["profile"]
+            thickness = thickness if thickness is not None or header is not None else trained["thickness"]
     request = UpsampleRequest(scale=scale, spacing=spacing, slice_axis=slice_axis, degradation=degradation,
                               thickness=thickness, profile=profile)
-    plan = request.resolve(array.shape, geometry=geometry)
+    plan = request.resolve(array.shape, geometry=geometry, slice_thickness=header)
     deg = plan.degradation_operator()
     notes = list(plan.notes)
     if trained is not None and trained.get("kind") == "profile" and plan.degradation == "profile":

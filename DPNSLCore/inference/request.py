@@ -54,7 +54,8 @@ class UpsampleRequest:
         spacing: target slice spacing in mm (needs the volume's spacing), or None when ``scale`` is given.
         slice_axis: numpy axis of the slices (0, 1, 2) or "auto" (largest spacing).
         degradation: acquisition model "decimate", "sample", "profile" or "auto".
-        thickness: slice thickness (box width or Gaussian FWHM) in observed slice spacings, for "profile".
+        thickness: slice thickness (box width or Gaussian FWHM) in observed slice spacings, for "profile"; None:
+            the header's slice thickness divided by the spacing when the file states one, else 1 (= the spacing).
         profile: "box" or "gaussian", for "profile".
 
     Raises:
@@ -65,7 +66,7 @@ class UpsampleRequest:
     spacing: float | None = None
     slice_axis: int | str = "auto"
     degradation: str = "auto"
-    thickness: float = 1.0
+    thickness: float | None = None
     profile: str = "box"
 
     def __post_init__(self) -> None:
@@ -83,12 +84,15 @@ class UpsampleRequest:
             raise ValueError(f"`degradation` must be 'auto' or one of {KINDS}, got {self.degradation!r}")
         if self.profile not in PROFILES:
             raise ValueError(f"`profile` must be one of {PROFILES}, got {self.profile!r}")
-        if not (_is_number(self.thickness) and 0.0 < self.thickness <= 10.0):
-            raise ValueError(f"`thickness` must be in (0, 10] observed slice spacings, got {self.thickness!r}")
+        if self.thickness is not None:
+            _check_thickness(self.thickness)
 
     def resolve(self, shape_zyx: tuple[int, int, int], *, geometry: Geometry | None = None,
-                spacing_zyx: tuple[float, float, float] | None = None) -> UpsamplePlan:
+                spacing_zyx: tuple[float, float, float] | None = None,
+                slice_thickness: float | None = None) -> UpsamplePlan:
         """Resolve the request for a volume of ``shape_zyx`` with ``geometry`` (or just its ``spacing_zyx``, mm).
+
+        ``slice_thickness``: the header's slice thickness (mm) along numpy axis 0 (``Volume.slice_thickness``).
 
         Raises:
             ValueError: the scale, axis or slice count do not fit this volume (the message says why and how).
@@ -119,13 +123,31 @@ class UpsampleRequest:
         if n_lr < 2:
             raise ValueError(f"the slice axis ({AXIS_NAMES[axis]}) has {n_lr} slice; at least 2 are needed")
         n_hr = hr_length(n_lr, scale)
+        thickness = self._thickness(axis, current, slice_thickness, n_lr, kind, notes)
         out_shape = tuple(n_hr if a == axis else int(n) for a, n in enumerate(shape_zyx))
         return UpsamplePlan(
-            slice_axis=axis, scale=scale, degradation=kind, profile=self.profile, thickness=float(self.thickness),
+            slice_axis=axis, scale=scale, degradation=kind, profile=self.profile, thickness=thickness,
             input_shape=tuple(int(n) for n in shape_zyx), output_shape=out_shape,  # type: ignore[arg-type]
             input_spacing=current, geometry=None if geometry is None else upsampled_geometry(geometry, scale, axis),
             notes=tuple(notes),
         )
+
+    def _thickness(self, axis: int, current: float | None, header: float | None, n_lr: int, kind: str,
+                   notes: list[str]) -> float:
+        """The profile thickness in spacings: given, else the header's thickness over the spacing, else 1."""
+        header = header if axis == 0 else None  # headers state the thickness of the file's own slice axis
+        if header is not None and current is not None:
+            notes.append(f"{n_lr} slices, {header:.4g} mm thick every {current:.4g} mm (from the header)")
+        if self.thickness is not None:
+            return float(self.thickness)
+        if header is not None and current is not None:
+            thickness = _check_thickness(header / current)
+            if kind == "profile":
+                notes.append(f"profile thickness {thickness:.4g} spacings (the header's {header:.4g} mm)")
+            return thickness
+        if kind == "profile":
+            notes.append("profile thickness 1 spacing (no slice thickness in the header: thickness = spacing)")
+        return 1.0
 
     def _axis(self, spacing: tuple[float, ...] | None, notes: list[str]) -> int:
         if self.slice_axis != "auto":
@@ -202,6 +224,12 @@ class UpsamplePlan:
 
         return make_degradation(self.degradation, self.scale, self.n_lr, profile=self.profile,
                                 thickness=self.thickness)
+
+
+def _check_thickness(value: object) -> float:
+    if not (_is_number(value) and 0.0 < float(value) <= 10.0):
+        raise ValueError(f"`thickness` must be in (0, 10] observed slice spacings, got {value!r}")
+    return float(value)
 
 
 def _is_number(value: object) -> bool:

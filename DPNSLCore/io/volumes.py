@@ -111,14 +111,17 @@ class Volume:
     Args:
         array: (Z, Y, X) numpy array, any real dtype, every axis of length >= 1.
         geometry: where the grid sits in the world; defaults to unit spacing at the origin.
+        slice_thickness: thickness (mm) of the slices along numpy axis 0 (the file's slice axis) as the header
+            states it (DICOM SliceThickness, NRRD ``thicknesses``); None when the header has none (NIfTI, MHA).
 
     Raises:
         TypeError: if ``array`` is not a numpy array or ``geometry`` not a :class:`Geometry`.
-        ValueError: if ``array`` is not 3-D or has an empty axis.
+        ValueError: if ``array`` is not 3-D or has an empty axis, or the thickness is not positive.
     """
 
     array: np.ndarray
     geometry: Geometry = Geometry()
+    slice_thickness: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.array, np.ndarray):
@@ -127,6 +130,8 @@ class Volume:
             raise ValueError(f"`array` must be 3-D (z, y, x) with no empty axis, got shape {self.array.shape}")
         if not isinstance(self.geometry, Geometry):
             raise TypeError(f"`geometry` must be a Geometry, got {type(self.geometry).__name__}")
+        if self.slice_thickness is not None and not (math.isfinite(self.slice_thickness) and self.slice_thickness > 0):
+            raise ValueError(f"`slice_thickness` must be a positive number of mm or None, got {self.slice_thickness!r}")
 
 
 def volume_to_sitk(volume: Volume) -> sitk.Image:
@@ -266,7 +271,42 @@ def read_volume(path: str | Path) -> Volume:
             f"could not read {str(path)!r} as an image ({reason}); supported: NIfTI (.nii/.nii.gz), NRRD, "
             "MHA/MHD files or a DICOM series folder"
         ) from exc
-    return volume_from_sitk(image, source=repr(str(path)))
+    volume = volume_from_sitk(image, source=repr(str(path)))
+    thickness = _dicom_thickness(path) if path.is_dir() else _nrrd_thickness(path)
+    return Volume(volume.array, volume.geometry, thickness) if thickness else volume
+
+
+def _positive(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _dicom_thickness(folder: Path) -> float | None:
+    """SliceThickness (0018,0050) of the series' first file, or None."""
+    files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)
+                 for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))), key=len)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(files[0])
+    reader.ReadImageInformation()
+    return _positive(reader.GetMetaData("0018|0050")) if reader.HasMetaDataKey("0018|0050") else None
+
+
+def _nrrd_thickness(path: Path) -> float | None:
+    """The ``thicknesses`` field of a NRRD header for the slice (third) axis, or None (SimpleITK drops it)."""
+    if not path.name.lower().endswith((".nrrd", ".nhdr")):
+        return None
+    with open(path, "rb") as handle:
+        for raw in iter(handle.readline, b""):
+            line = raw.decode("latin-1").strip()
+            if not line:
+                break  # end of the header
+            if line.lower().startswith("thicknesses:"):
+                values = line.split(":", 1)[1].split()
+                return _positive(values[2]) if len(values) == 3 else None
+    return None
 
 
 def _write_suffix(path: Path) -> str:
