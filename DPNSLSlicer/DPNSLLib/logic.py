@@ -125,7 +125,7 @@ class SliceSuperResolutionLogic:
             return model
         key = (str(model), device)
         if key not in self._models:
-            self._models[key] = importCore().load_model(model, device)
+            self._models[key] = importCore().open_model(model, device)  # says where it came from
         return self._models[key]
 
     def _run(self, array: np.ndarray, plan, method: str, model, device: str, returnParts: bool,
@@ -173,7 +173,7 @@ class SliceSuperResolutionLogic:
         ijkToRas = plan.output_matrix(ijkToRasArray(inputNode))
         info = {"scale": f"{plan.scale:g}", "method": method, "degradation": plan.degradation,
                 "sliceAxis": plan.slice_axis, "consistencyError": f"{result.consistency_error:.6g}",
-                "notes": " | ".join(result.notes)}
+                "notes": " | ".join([*plan.notes, *result.notes[len(result.plan.notes):]])}  # ours + model, bounds
         output = parts.writeOutput(inputNode.GetScene(), outputNode, inputNode, result.volume, ijkToRas,
                                    f"{inputNode.GetName()}_x{plan.scale:g}_{method}", info)
         if not returnParts:

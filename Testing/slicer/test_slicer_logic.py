@@ -183,7 +183,7 @@ def test_models_are_loaded_once_per_model_and_device(logic, monkeypatch):
     import DPNSLCore
 
     calls = []
-    monkeypatch.setattr(DPNSLCore, "load_model", lambda name, device: calls.append((name, device)) or object())
+    monkeypatch.setattr(DPNSLCore, "open_model", lambda name, device: calls.append((name, device)) or object())
     first = logic.loadModel("ct", "cpu")
     assert logic.loadModel("ct", "cpu") is first and calls == [("ct", "cpu")]
     logic.loadModel("mr", "cpu")
@@ -191,3 +191,10 @@ def test_models_are_loaded_once_per_model_and_device(logic, monkeypatch):
     assert logic.loadModel(None, "cpu") is None  # DPNSLCore then picks CT or MR from the intensities
     module = object()
     assert logic.loadModel(module, "cpu") is module
+
+
+def test_the_output_says_which_model_made_it(logic, makeVolume):
+    node = makeVolume(smoothVolume((4, 16, 16)) - 1000.0, makeIjkToRas(SPACINGS[0]))  # HU-like: the CT model
+    output = logic.upsample(node, 2, model="ct", device="cpu")
+    notes = output.GetAttribute("DPNSL.notes")
+    assert "model: shipped CT model (dpnsl_ct.safetensors)" in notes and "acquisition decimate (auto" in notes
