@@ -73,13 +73,17 @@ def getOrCreateColorTable(scene, name: str, rgba: np.ndarray, names: list[str] |
     node = scene.GetFirstNode(name, "vtkMRMLColorTableNode")
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", name)
-    node.SetTypeToUser()
-    node.SetNumberOfColors(len(rgba))
-    node.GetLookupTable().SetTableRange(0, len(rgba) - 1)
-    for index, color in enumerate(np.asarray(rgba, dtype=np.float64)):
-        label = names[index] if names is not None else f"c{index}"
-        node.SetColor(index, label, *(float(c) for c in color))
-    node.SetAttribute("Category", "DPNSL")
+    wasModifying = node.StartModify()  # one Modified event for the whole table, not one per SetColor
+    try:
+        node.SetTypeToUser()
+        node.SetNumberOfColors(len(rgba))
+        node.GetLookupTable().SetTableRange(0, len(rgba) - 1)
+        for index, color in enumerate(np.asarray(rgba, dtype=np.float64)):
+            label = names[index] if names is not None else f"c{index}"
+            node.SetColor(index, label, *(float(c) for c in color))
+        node.SetAttribute("Category", "DPNSL")
+    finally:
+        node.EndModify(wasModifying)
     return node
 
 

@@ -109,7 +109,8 @@ class SliceSuperResolutionLogic:
             return choice
         if choice != "checkpoint":
             raise ValueError(f"`model` choice must be 'ct', 'mr' or 'checkpoint', got {choice!r}")
-        path = Path(checkpointPath) if checkpointPath else None
+        # the parameter node's unset Path() is Path("."): no checkpoint chosen, not a file called "."
+        path = Path(checkpointPath) if checkpointPath and str(checkpointPath) not in ("", ".") else None
         if path is None or not path.is_file():
             raise ValueError(f"checkpoint file not found: {str(path) if path else '(none selected)'}; pick a "
                              ".safetensors checkpoint")

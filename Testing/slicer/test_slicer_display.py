@@ -40,6 +40,14 @@ def test_colour_tables_are_found_again_by_name(scene):
     assert scene.GetNumberOfNodesByClass("vtkMRMLColorTableNode") == 1
 
 
+def test_filling_a_colour_table_fires_one_modified_event(scene):
+    table = colors.weightTable(scene)  # 256 colours
+    events = []
+    table.AddObserver(vtk.vtkCommand.ModifiedEvent, lambda caller, event: events.append(event))
+    colors.weightTable(scene)
+    assert len(events) <= 1  # not one per SetColor
+
+
 @pytest.mark.parametrize(("columnAxis", "expected"), [(2, "Coronal"), (1, "Sagittal"), (0, "Coronal")])
 def test_through_plane_view_contains_the_slice_axis(columnAxis, expected):
     matrix = np.eye(4)

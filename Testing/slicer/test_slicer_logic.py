@@ -177,6 +177,11 @@ def test_checkpoint_choice_needs_an_existing_file(logic, tmp_path):
     path = tmp_path / "m.safetensors"
     path.write_bytes(b"")
     assert logic.modelSpec("checkpoint", path) == str(path)
+    from pathlib import Path
+
+    for unset in (Path(), "", None):  # the parameter node's default Path() is "."
+        with pytest.raises(ValueError, match=r"checkpoint file not found: \(none selected\)"):
+            logic.modelSpec("checkpoint", unset)
 
 
 def test_models_are_loaded_once_per_model_and_device(logic, monkeypatch):
