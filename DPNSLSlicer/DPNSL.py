@@ -170,7 +170,7 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def enter(self) -> None:
         """Called each time the user opens this module."""
         self.initializeParameterNode()
-        self.ui.deviceLabel.text = torchsetup.deviceSummary()
+        self.ui.deviceLabel.text = torchsetup.installedSummary()  # no torch import on every module open
 
     def exit(self) -> None:
         """Called each time the user opens a different module."""

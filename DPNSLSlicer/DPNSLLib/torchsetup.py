@@ -6,6 +6,7 @@ driver); without that extension a CPU-only wheel is pip-installed. Either way th
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import logging
 
@@ -25,6 +26,18 @@ def torchInstalled() -> bool:
 def missingPackages() -> list[str]:
     """pip requirement strings of the DPNSLCore dependencies that are not installed, torch excluded."""
     return [requirement for module, requirement in EXTRA_PACKAGES.items() if importlib.util.find_spec(module) is None]
+
+
+def installedSummary() -> str:
+    """One line for the panel when it opens, from the package metadata only: no ``import torch`` (which takes
+    seconds and initialises CUDA) every time the module is entered; devices are listed when a run starts."""
+    if not torchInstalled():
+        return "PyTorch not installed yet: it is installed (after asking) on the first Upsample."
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        version = "(version unknown)"
+    return f"PyTorch {version} installed; its devices are listed when a run starts."
 
 
 def deviceSummary() -> str:

@@ -36,6 +36,21 @@ def test_device_summary_names_the_torch_version():
     assert torchsetup.deviceSummary().startswith(f"PyTorch {torch.__version__}: CPU")
 
 
+def test_the_summary_shown_on_entering_the_module_does_not_import_torch(monkeypatch):
+    realImport = builtins.__import__
+
+    def refuseTorch(name, *args, **kwargs):
+        if name == "torch":
+            raise AssertionError("torch imported")
+        return realImport(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", refuseTorch)
+    import importlib.metadata
+
+    expected = importlib.metadata.version("torch")
+    assert torchsetup.installedSummary() == f"PyTorch {expected} installed; its devices are listed when a run starts."
+
+
 @pytest.fixture
 def dialogs(monkeypatch):
     """Record confirmations and pip installs instead of showing or running them."""
