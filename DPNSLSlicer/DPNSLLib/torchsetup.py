@@ -12,7 +12,7 @@ import logging
 
 import slicer
 
-MINIMUM_TORCH = "2.1"
+MINIMUM_TORCH = "2.1"  # DPNSLCore's own requirement (pyproject.toml: torch>=2.1)
 #: DPNSLCore's other pure-Python dependencies that Slicer does not bundle (numpy and SimpleITK it does).
 EXTRA_PACKAGES = {"safetensors": "safetensors>=0.4", "tqdm": "tqdm>=4.60"}
 CPU_WHEEL_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -21,6 +21,23 @@ CPU_WHEEL_INDEX = "https://download.pytorch.org/whl/cpu"
 def torchInstalled() -> bool:
     """True when ``import torch`` would find a package (checked without importing it)."""
     return importlib.util.find_spec("torch") is not None
+
+
+def torchVersionOk(minimum: str = MINIMUM_TORCH) -> bool:
+    """True when the installed torch (read from its package metadata, not imported) is at least ``minimum``."""
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+    def numbers(text: str) -> tuple[int, ...]:
+        parts = []
+        for piece in text.split("+")[0].split(".")[:3]:
+            digits = "".join(c for c in piece if c.isdigit())
+            parts.append(int(digits) if digits else 0)
+        return tuple(parts)
+
+    return numbers(version) >= numbers(minimum)
 
 
 def missingPackages() -> list[str]:
@@ -66,8 +83,8 @@ def setupPythonRequirements(askConfirmation: bool = True) -> bool:
     Raises:
         RuntimeError: the installation did not produce an importable torch.
     """
-    if not torchInstalled() and not _installTorch(askConfirmation):
-        return False
+    if not (torchInstalled() and torchVersionOk()) and not _installTorch(askConfirmation):
+        return False  # missing, or older than DPNSLCore needs: PyTorchUtils upgrades it after asking
     missing = missingPackages()
     if missing:
         if askConfirmation and not slicer.util.confirmOkCancelDisplay(

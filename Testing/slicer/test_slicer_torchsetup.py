@@ -86,6 +86,28 @@ def test_missing_torch_goes_through_the_pytorch_extension(dialogs, monkeypatch):
     assert dialogs["pip"] == []
 
 
+def test_a_too_old_torch_is_upgraded_through_the_extension(dialogs, monkeypatch):
+    received = {}
+
+    class FakeLogic:
+        def installTorch(self, **kwargs):
+            received.update(kwargs)
+            return object()
+
+    monkeypatch.setattr(torchsetup.importlib.metadata, "version", lambda name: "1.13.1+cpu")
+    monkeypatch.setattr(torchsetup, "missingPackages", lambda: [])
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", types.SimpleNamespace(PyTorchUtilsLogic=FakeLogic))
+    assert not torchsetup.torchVersionOk() and torchsetup.setupPythonRequirements(askConfirmation=True)
+    assert received == {"askConfirmation": True, "torchVersionRequirement": f">={torchsetup.MINIMUM_TORCH}"}
+
+
+@pytest.mark.parametrize(("version", "ok"), [("2.13.0+cpu", True), ("2.1.0", True), ("2.0.1", False),
+                                              ("10.0", True), ("2.1.0a0+git", True)])
+def test_torch_version_check(monkeypatch, version, ok):
+    monkeypatch.setattr(torchsetup.importlib.metadata, "version", lambda name: version)
+    assert torchsetup.torchVersionOk() is ok
+
+
 def test_without_the_extension_a_cpu_wheel_is_installed_only_after_asking(dialogs, monkeypatch):
     monkeypatch.setattr(torchsetup, "torchInstalled", lambda: False)
     monkeypatch.setattr(torchsetup, "missingPackages", lambda: [])
