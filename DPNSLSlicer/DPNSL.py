@@ -49,7 +49,15 @@ scripted module template by Jean-Christophe Fillion-Robin (Kitware), Andras Lass
 """)
 
         # Additional initialization step after application startup is complete
-        slicer.app.connect("startupCompleted()", registerSampleData)
+        slicer.app.connect("startupCompleted()", onStartupCompleted)
+
+
+def onStartupCompleted():
+    """Register the sample data and the DPNSL layouts (so a saved scene reopens in its DPNSL layout)."""
+    registerSampleData()
+    layoutManager = slicer.app.layoutManager()
+    if layoutManager is not None:  # no layout manager without a main window (e.g. --no-main-window)
+        display.registerLayouts(layoutManager.layoutLogic().GetLayoutNode())
 
 
 #

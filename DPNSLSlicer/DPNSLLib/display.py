@@ -16,6 +16,7 @@ import slicer
 from . import colors
 
 LAYOUT_ID_BASE = 24100
+VIEW_GROUP = 1  # the DPNSL views link among themselves, not with Red/Green/Yellow (view group 0)
 """Custom layout ids are LAYOUT_ID_BASE + 16 * showParts + number of routing views (Slicer wants > 100)."""
 
 #: (view name, label, role) of the top row; role is the PartNodes attribute shown there.
@@ -111,11 +112,33 @@ def layoutXml(showParts: bool, nRouting: int) -> str:
             '<property name="orientation" action="default">Coronal</property>'
             f'<property name="viewlabel" action="default">{labels[name]}</property>'
             '<property name="viewcolor" action="default">#8C8C8C</property>'
-            '<property name="viewgroup" action="default">0</property></view></item>'
+            f'<property name="viewgroup" action="default">{VIEW_GROUP}</property></view></item>'
         )
 
     body = "".join(f'<item><layout type="horizontal">{"".join(map(view, row))}</layout></item>' for row in rows if row)
     return f'<layout type="vertical">{body}</layout>'
+
+
+def layoutId(showParts: bool, nRouting: int) -> int:
+    """The id of the custom layout for this choice of views (above Slicer's own ids)."""
+    return LAYOUT_ID_BASE + 16 * int(bool(showParts)) + int(nRouting)
+
+
+def _register(layoutNode, showParts: bool, nRouting: int) -> int:
+    key, xml = layoutId(showParts, nRouting), layoutXml(showParts, nRouting)
+    if layoutNode.IsLayoutDescription(key):
+        layoutNode.SetLayoutDescription(key, xml)
+    else:
+        layoutNode.AddLayoutDescription(key, xml)
+    return key
+
+
+def registerLayouts(layoutNode, maxExperts: int = 3) -> list[int]:
+    """Register every DPNSL layout (parts shown or not, 0..maxExperts routing views) in ``layoutNode``.
+
+    Called at start-up so that a saved scene whose view arrangement is a DPNSL layout reopens in it.
+    """
+    return [_register(layoutNode, parts, n) for parts in (False, True) for n in range(maxExperts + 1)]
 
 
 def applyLayout(scene, showParts: bool, nRouting: int) -> int:
@@ -123,14 +146,9 @@ def applyLayout(scene, showParts: bool, nRouting: int) -> int:
     layoutNode = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
     if layoutNode is None:
         raise RuntimeError("the scene has no layout node (vtkMRMLLayoutNode); results cannot be laid out")
-    layoutId = LAYOUT_ID_BASE + 16 * int(bool(showParts)) + int(nRouting)
-    xml = layoutXml(showParts, nRouting)
-    if layoutNode.IsLayoutDescription(layoutId):
-        layoutNode.SetLayoutDescription(layoutId, xml)
-    else:
-        layoutNode.AddLayoutDescription(layoutId, xml)
-    layoutNode.SetViewArrangement(layoutId)
-    return layoutId
+    key = _register(layoutNode, showParts, nRouting)
+    layoutNode.SetViewArrangement(key)
+    return key
 
 
 def _layers(nodes: PartNodes, name: str) -> tuple[object, object, object, float]:

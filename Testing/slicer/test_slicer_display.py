@@ -40,6 +40,16 @@ def test_colour_tables_are_found_again_by_name(scene):
     assert scene.GetNumberOfNodesByClass("vtkMRMLColorTableNode") == 1
 
 
+def test_all_layouts_are_registered_at_start_up_in_their_own_view_group(scene):
+    layoutNode = scene.GetFirstNodeByClass("vtkMRMLLayoutNode") or scene.AddNewNodeByClass("vtkMRMLLayoutNode")
+    ids = display.registerLayouts(layoutNode)
+    assert len(set(ids)) == 8 and all(layoutNode.IsLayoutDescription(i) for i in ids)
+    assert display.layoutId(True, 2) in ids and display.applyLayout(scene, True, 2) == display.layoutId(True, 2)
+    properties = ET.fromstring(display.layoutXml(True, 3)).iter("property")
+    groups = {e.text for e in properties if e.get("name") == "viewgroup"}
+    assert groups == {str(display.VIEW_GROUP)} and display.VIEW_GROUP != 0  # not linked with the standard views
+
+
 def test_filling_a_colour_table_fires_one_modified_event(scene):
     table = colors.weightTable(scene)  # 256 colours
     events = []
