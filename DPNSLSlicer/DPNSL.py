@@ -1,4 +1,5 @@
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -171,6 +172,13 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         # Make sure parameter node is initialized (needed for module reload)
         self.initializeParameterNode()
 
+    def onReload(self) -> None:
+        """Reload DPNSLLib too: Slicer's Reload re-imports DPNSL.py only, so drop the helper package's modules and
+        the fresh DPNSL.py imports them anew."""
+        for name in [n for n in sys.modules if n == "DPNSLLib" or n.startswith("DPNSLLib.")]:
+            del sys.modules[name]
+        super().onReload()
+
     def cleanup(self) -> None:
         """Called when the application closes and the module widget is destroyed."""
         self.removeObservers()
@@ -274,7 +282,8 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onApplyButton(self) -> None:
         """Run processing when user clicks "Upsample" button."""
-        with slicer.util.tryWithErrorDisplay(_("Failed to upsample the volume."), waitCursor=True):
+        # no wait cursor: the install dialogs may appear first, and a run shows its own progress bar and Cancel
+        with slicer.util.tryWithErrorDisplay(_("Failed to upsample the volume."), waitCursor=False):
             self._runGuarded(self._upsample)
 
     def _upsample(self) -> None:
@@ -289,7 +298,7 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onCompareButton(self) -> None:
         """Per-slice MAE curves of linear, cubic and DP-NSL, shown in a plot view."""
-        with slicer.util.tryWithErrorDisplay(_("Failed to compare the methods."), waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Failed to compare the methods."), waitCursor=False):
             self._runGuarded(self._compare)
 
     def _compare(self) -> None:

@@ -31,12 +31,17 @@ class _LogicBase:
         return slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
 
 
+def _reloaded(self):
+    """Stand-in for ScriptedLoadableModuleWidget.onReload: records that it ran and what DPNSLLib looked like."""
+    self.reloadSawLib = any(n.startswith("DPNSLLib") for n in sys.modules)
+
+
 @pytest.fixture
 def DPNSL(monkeypatch, scene):
     """The DPNSL module file imported with stand-ins for the GUI-only parts of Slicer's Python package."""
     stubs = {
         "slicer.ScriptedLoadableModule": dict(ScriptedLoadableModule=type("Module", (), {}),
-                                              ScriptedLoadableModuleWidget=type("Widget", (), {}),
+                                              ScriptedLoadableModuleWidget=type("Widget", (), {"onReload": _reloaded}),
                                               ScriptedLoadableModuleTest=type("Test", (), {}),
                                               ScriptedLoadableModuleLogic=_LogicBase),
         "slicer.parameterNodeWrapper": dict(parameterNodeWrapper=lambda cls: cls, WithinRange=lambda lo, hi: (lo, hi)),
@@ -46,6 +51,14 @@ def DPNSL(monkeypatch, scene):
         monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attributes))
     monkeypatch.delitem(sys.modules, "DPNSL", raising=False)
     return importlib.import_module("DPNSL")
+
+
+def test_reload_also_reloads_the_helper_package(DPNSL, monkeypatch):
+    for name in [n for n in sys.modules if n.startswith("DPNSLLib")]:
+        monkeypatch.setitem(sys.modules, name, sys.modules[name])  # restored after the test
+    widget = object.__new__(DPNSL.DPNSLWidget)
+    widget.onReload()
+    assert widget.reloadSawLib is False  # DPNSLLib was dropped before Slicer's reload re-imports DPNSL.py
 
 
 def test_console_upsample_with_parts_returns_nodes(DPNSL, makeVolume):
