@@ -288,9 +288,12 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _upsample(self) -> None:
         p = self._parameterNode
-        output, nodes = self.logic.upsample(p.inputVolume, **self.logic.requestArguments(p), method="dpnsl",
-                                            outputNode=p.outputVolume, returnParts=True, progress=self._onProgress,
-                                            cancel=lambda: self._cancelRequested)
+        wantParts = bool(p.showParts or p.showRouting)  # parts cost several output volumes: only when shown
+        result = self.logic.upsample(p.inputVolume, **self.logic.requestArguments(p), method="dpnsl",
+                                     outputNode=p.outputVolume, returnParts=wantParts, progress=self._onProgress,
+                                     cancel=lambda: self._cancelRequested)
+        output, nodes = result if wantParts else (result, display.PartNodes(p.inputVolume, result))
+        p.outputVolume = output  # the next Upsample writes into this volume instead of creating another
         self.logic.showResults(nodes, p.showParts, p.showRouting)
         self.ui.statusLabel.text = _("Done: {name} (max |A x - y| = {error})").format(
             name=output.GetName(), error=output.GetAttribute("DPNSL.consistencyError"))

@@ -31,12 +31,14 @@ def perSliceMae(prediction: np.ndarray, reference: np.ndarray, sliceAxis: int) -
     """
     if prediction.shape != reference.shape:
         raise ValueError(f"prediction shape {prediction.shape} != reference shape {reference.shape}")
-    error = np.abs(np.moveaxis(prediction, sliceAxis, 0).astype(np.float64) - np.moveaxis(reference, sliceAxis, 0))
-    error = error.reshape(error.shape[0], -1)
-    valid = np.isfinite(error)
-    counts = valid.sum(axis=1)
-    sums = np.where(valid, error, 0.0).sum(axis=1)
-    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    prediction, reference = np.moveaxis(prediction, sliceAxis, 0), np.moveaxis(reference, sliceAxis, 0)
+    mae = np.full(prediction.shape[0], np.nan)
+    for k in range(prediction.shape[0]):  # one slice at a time: no full-size float64 copies
+        error = np.abs(prediction[k].astype(np.float64) - reference[k])
+        valid = np.isfinite(error)
+        if valid.any():
+            mae[k] = float(error[valid].mean())
+    return mae
 
 
 def fillMaeTable(scene, tableNode, positionsMm: np.ndarray, curves: dict[str, np.ndarray], name: str):

@@ -40,6 +40,16 @@ def writeOutput(scene, outputNode, inputNode, array: np.ndarray, ijkToRas: np.nd
     return outputNode
 
 
+def argmaxLabels(routing) -> np.ndarray:
+    """1-based index of the strongest expert per voxel as uint8, computed slice by slice: a whole-volume
+    ``np.argmax`` would hold an int64 array (8 bytes a voxel) as large as eight output volumes."""
+    routing = np.asarray(routing)
+    labels = np.empty(routing.shape[1:], dtype=np.uint8)
+    for k in range(routing.shape[1]):
+        labels[k] = np.argmax(routing[:, k], axis=0).astype(np.uint8) + 1
+    return labels
+
+
 def _part(outputNode, role: str, index: int, name: str, array, ijkToRas, className="vtkMRMLScalarVolumeNode"):
     """Reuse or create the ``index``-th part node of ``role`` and write ``array`` into it."""
     node = outputNode.GetNthNodeReference(role, index)
@@ -90,7 +100,7 @@ def writeParts(outputNode, inputNode, result, ijkToRas: np.ndarray) -> display.P
         nodes.routing.append(node)
     _dropParts(outputNode, ROLE_ROUTING, len(routing))
     if routing:
-        labels = (np.argmax(np.asarray(result.routing), axis=0) + 1).astype(np.uint8)
+        labels = argmaxLabels(result.routing)
         nodes.expertLabel = _part(outputNode, ROLE_EXPERTS, 0, f"{base}_experts", labels, ijkToRas,
                                   "vtkMRMLLabelMapVolumeNode")
         display.styleExpertLabels(nodes.expertLabel, degrees)

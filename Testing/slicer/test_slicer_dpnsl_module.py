@@ -61,6 +61,35 @@ def test_reload_also_reloads_the_helper_package(DPNSL, monkeypatch):
     assert widget.reloadSawLib is False  # DPNSLLib was dropped before Slicer's reload re-imports DPNSL.py
 
 
+def _clickableWidget(DPNSL, panel, shown):
+    """DPNSL.py's widget without Qt: the parameter node is ``panel``, showResults records its arguments."""
+    widget = object.__new__(DPNSL.DPNSLWidget)
+    widget._parameterNode, widget._cancelRequested = panel, False
+    widget._onProgress = lambda fraction, message: None
+    widget.ui = types.SimpleNamespace(statusLabel=types.SimpleNamespace(text="", toolTip=""))
+    widget.logic = DPNSL.DPNSLLogic()
+    widget.logic.showResults = lambda nodes, showParts, showRouting: shown.append((nodes, showParts, showRouting))
+    return widget
+
+
+@pytest.mark.parametrize(("showParts", "showRouting", "added"), [(False, False, 1), (True, False, 7),
+                                                                  (False, True, 7)])
+def test_upsample_click_creates_only_what_is_shown_and_reuses_its_output(DPNSL, makeVolume, scene, showParts,
+                                                                        showRouting, added):
+    inputNode = makeVolume(smoothVolume((4, 12, 10)) - 900.0, makeIjkToRas((0.8, 0.7, 3.0)), "thick")
+    panel = _panel(inputNode, scale=2.0, showParts=showParts, showRouting=showRouting)
+    shown, before = [], scene.GetNumberOfNodesByClass("vtkMRMLVolumeNode")
+    widget = _clickableWidget(DPNSL, panel, shown)
+    widget._upsample()
+    # output (+ anchor, detail, 3 routing maps and the arg-max label map when parts are shown)
+    created = scene.GetNumberOfNodesByClass("vtkMRMLVolumeNode") - before
+    assert created == added and panel.outputVolume is shown[0][0].output
+    assert "Done: thick_x2_dpnsl" in widget.ui.statusLabel.text and "shipped CT model" in widget.ui.statusLabel.toolTip
+    widget._upsample()  # a second click writes into the same output and parts
+    assert scene.GetNumberOfNodesByClass("vtkMRMLVolumeNode") - before == created
+    assert shown[1][0].output is shown[0][0].output
+
+
 def test_console_upsample_with_parts_returns_nodes(DPNSL, makeVolume):
     inputNode = makeVolume(smoothVolume((4, 6, 5)), makeIjkToRas((0.8, 0.7, 3.0)), "thick")
     logic = DPNSL.DPNSLLogic()
@@ -76,7 +105,7 @@ def _panel(inputNode, **overrides):
     """The parameter node's values as the widget sees them (typed attributes)."""
     values = dict(inputVolume=inputNode, scaleMode=ScaleMode.FACTOR, scale=4.0, targetSpacing=1.0,
                   degradation=DegradationModel.DECIMATE, thickness=1.0, model=ModelChoice.CT, checkpointPath=Path(),
-                  device=DeviceChoice.CPU, outputVolume=None)
+                  device=DeviceChoice.CPU, outputVolume=None, showParts=True, showRouting=False)
     values.update(overrides)
     return types.SimpleNamespace(**values)
 
