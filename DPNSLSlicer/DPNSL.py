@@ -348,6 +348,9 @@ class DPNSLLogic(ScriptedLoadableModuleLogic, SliceSuperResolutionLogic):
 
     def checkRequest(self, p: DPNSLParameterNode) -> str:
         """Why the panel's request cannot run (shown as the Upsample tooltip), or "" when it can."""
+        unsupported = torchsetup.unsupportedPython()
+        if unsupported:
+            return unsupported
         try:
             if p.outputVolume and p.inputVolume and p.outputVolume.GetID() == p.inputVolume.GetID():
                 return _("The output must differ from the input: pick another output or 'Create new volume'")

@@ -22,6 +22,9 @@ CancelFn = Callable[[], bool]
 
 def importCore():
     """Import DPNSLCore, turning a missing PyTorch into advice instead of a bare ModuleNotFoundError."""
+    unsupported = torchsetup.unsupportedPython()
+    if unsupported:
+        raise RuntimeError(unsupported)
     try:
         import DPNSLCore
     except ModuleNotFoundError as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import logging
+import sys
 
 import slicer
 
@@ -16,6 +17,18 @@ MINIMUM_TORCH = "2.1"  # DPNSLCore's own requirement (pyproject.toml: torch>=2.1
 #: DPNSLCore's other pure-Python dependencies that Slicer does not bundle (numpy and SimpleITK it does).
 EXTRA_PACKAGES = {"safetensors": "safetensors>=0.4", "tqdm": "tqdm>=4.60"}
 CPU_WHEEL_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+MINIMUM_PYTHON = (3, 10)  # DPNSLCore's requires-python; 3D Slicer ships Python 3.12 from 5.10 on (5.8: 3.9)
+
+
+def unsupportedPython(version: tuple[int, ...] | None = None) -> str:
+    """Why this Python cannot run DPNSLCore (shown on the disabled Upsample button), or "" when it can."""
+    major, minor = (tuple(sys.version_info[:2]) if version is None else tuple(version[:2]))
+    if (major, minor) >= MINIMUM_PYTHON:
+        return ""
+    return (f"DPNSL needs Python >= {MINIMUM_PYTHON[0]}.{MINIMUM_PYTHON[1]}, i.e. 3D Slicer 5.10 or later; this Slicer "
+            f"runs Python {major}.{minor}: install a newer 3D Slicer")
 
 
 def torchInstalled() -> bool:

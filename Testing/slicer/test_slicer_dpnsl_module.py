@@ -125,10 +125,13 @@ def test_panel_request_maps_to_logic_arguments(DPNSL, makeVolume, monkeypatch):
     assert seen["scale"] == 3.0 and seen["model"] == "ct@cpu" and seen["degradation"] == "sample"
 
 
-def test_panel_explains_why_upsample_is_disabled(DPNSL, makeVolume, tmp_path):
+def test_panel_explains_why_upsample_is_disabled(DPNSL, makeVolume, tmp_path, monkeypatch):
     inputNode = makeVolume(smoothVolume((4, 6, 5)), makeIjkToRas((0.8, 0.7, 3.0)), "thick")
     logic = DPNSL.DPNSLLogic()
     assert "`inputNode` is None" in logic.checkRequest(_panel(None))
+    with monkeypatch.context() as patch:  # Slicer 5.8 (Python 3.9): the button is disabled and says why
+        patch.setattr(DPNSL.torchsetup, "unsupportedPython", lambda: "DPNSL needs Python >= 3.10")
+        assert logic.checkRequest(_panel(inputNode)) == "DPNSL needs Python >= 3.10"
     assert "needs an integer `scale`, got 2.5" in logic.checkRequest(_panel(inputNode, scale=2.5))
     assert "checkpoint file not found" in logic.checkRequest(_panel(inputNode, model=ModelChoice.CHECKPOINT,
                                                                       checkpointPath=tmp_path / "none.safetensors"))

@@ -127,6 +127,16 @@ def test_missing_extras_are_installed_after_asking(dialogs, monkeypatch):
     assert "safetensors>=0.4" in dialogs["confirm"][0] and dialogs["pip"] == ["safetensors>=0.4"]
 
 
+def test_python_before_3_10_is_refused_with_the_slicer_version_to_use(monkeypatch):
+    assert torchsetup.unsupportedPython((3, 12)) == "" and torchsetup.unsupportedPython() == ""
+    message = torchsetup.unsupportedPython((3, 9))
+    assert message == ("DPNSL needs Python >= 3.10, i.e. 3D Slicer 5.10 or later; this Slicer runs Python 3.9: "
+                       "install a newer 3D Slicer")
+    monkeypatch.setattr(torchsetup, "unsupportedPython", lambda: message)
+    with pytest.raises(RuntimeError, match="DPNSL needs Python >= 3.10"):
+        logic.importCore()
+
+
 def test_missing_torch_at_run_time_gives_advice(monkeypatch):
     realImport = builtins.__import__
 
