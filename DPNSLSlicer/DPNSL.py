@@ -22,6 +22,8 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+torchsetup.findCoreBeside(Path(__file__).parent)  # a source checkout works without pip install or restart
+
 #
 # DPNSL
 #

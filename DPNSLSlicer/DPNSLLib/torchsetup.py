@@ -10,6 +10,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import sys
+from pathlib import Path
 
 import slicer
 
@@ -29,6 +30,23 @@ def unsupportedPython(version: tuple[int, ...] | None = None) -> str:
         return ""
     return (f"DPNSL needs Python >= {MINIMUM_PYTHON[0]}.{MINIMUM_PYTHON[1]}, i.e. 3D Slicer 5.10 or later; this Slicer "
             f"runs Python {major}.{minor}: install a newer 3D Slicer")
+
+
+def findCoreBeside(moduleDir: str | Path) -> Path | None:
+    """Make DPNSLCore importable from a source checkout (``DPNSLSlicer/`` beside ``DPNSLCore/``) without pip.
+
+    An editable ``pip install -e`` only takes effect after a restart (its finder runs at start-up); a checkout
+    needs neither. Returns the folder put on ``sys.path``, or None when DPNSLCore is already importable or absent.
+    """
+    if importlib.util.find_spec("DPNSLCore") is not None:
+        return None
+    checkout = Path(moduleDir).resolve().parent
+    if not (checkout / "DPNSLCore" / "__init__.py").is_file():
+        return None
+    if str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    importlib.invalidate_caches()
+    return checkout
 
 
 def torchInstalled() -> bool:

@@ -127,6 +127,21 @@ def test_missing_extras_are_installed_after_asking(dialogs, monkeypatch):
     assert "safetensors>=0.4" in dialogs["confirm"][0] and dialogs["pip"] == ["safetensors>=0.4"]
 
 
+def test_dpnslcore_is_found_beside_the_module_in_a_checkout(tmp_path, monkeypatch):
+    (tmp_path / "DPNSLSlicer").mkdir()
+    (tmp_path / "DPNSLCore").mkdir()
+    (tmp_path / "DPNSLCore" / "__init__.py").write_text("")
+    real = torchsetup.importlib.util.find_spec
+    monkeypatch.setattr(torchsetup.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "DPNSLCore" else real(name, *a))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert torchsetup.findCoreBeside(tmp_path / "DPNSLSlicer") == tmp_path.resolve()
+    assert str(tmp_path.resolve()) in sys.path
+    assert torchsetup.findCoreBeside(tmp_path / "elsewhere" / "DPNSLSlicer") is None  # no checkout there
+    monkeypatch.setattr(torchsetup.importlib.util, "find_spec", real)
+    assert torchsetup.findCoreBeside(tmp_path / "DPNSLSlicer") is None  # already importable: nothing to do
+
+
 def test_python_before_3_10_is_refused_with_the_slicer_version_to_use(monkeypatch):
     assert torchsetup.unsupportedPython((3, 12)) == "" and torchsetup.unsupportedPython() == ""
     message = torchsetup.unsupportedPython((3, 9))
