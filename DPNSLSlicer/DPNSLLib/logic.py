@@ -78,6 +78,26 @@ def _scaled(progress: ProgressFn | None, start: float, width: float) -> Progress
     return lambda fraction, message: progress(start + width * float(fraction), message)
 
 
+class _Stages:
+    """Progress over a whole run: the computation takes [0, 0.9], then each writing stage reports its name; every
+    stage checks ``cancel`` first (raising DPNSLCore.Cancelled), so a Cancel is honoured until the end."""
+
+    def __init__(self, progress: ProgressFn | None, cancel: CancelFn | None, count: int) -> None:
+        self.progress, self.cancel, self.count, self.seen = progress, cancel, max(count, 1), 0
+        self.compute = _scaled(progress, 0.0, 0.9)
+
+    def __call__(self, message: str) -> None:
+        if self.cancel is not None and self.cancel():
+            raise importCore().Cancelled(f"cancelled before {message}")
+        self.seen += 1
+        if self.progress is not None:
+            self.progress(min(0.9 + 0.1 * self.seen / (self.count + 1), 0.99), message)
+
+    def done(self) -> None:
+        if self.progress is not None:
+            self.progress(1.0, "done")
+
+
 class SliceSuperResolutionLogic:
     """Upsampling and comparison on volume nodes; models are loaded once per (model, device) and cached."""
 
@@ -173,7 +193,9 @@ class SliceSuperResolutionLogic:
                              "its input; pass outputNode=None to create a new volume")
         checkMethods([method])
         plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness)
-        result = self._run(volumeArray(inputNode), plan, method, model, device, returnParts, progress, cancel)
+        stages = _Stages(progress, cancel, 6 + 3 if returnParts else 1)
+        result = self._run(volumeArray(inputNode), plan, method, model, device, returnParts, stages.compute, cancel)
+        stages("writing the output volume")  # the last cancel before anything is written
         ijkToRas = plan.output_matrix(ijkToRasArray(inputNode))
         info = {"scale": f"{plan.scale:g}", "method": method, "degradation": plan.degradation,
                 "sliceAxis": plan.slice_axis, "consistencyError": f"{result.consistency_error:.6g}",
@@ -182,8 +204,17 @@ class SliceSuperResolutionLogic:
                                    f"{inputNode.GetName()}_x{plan.scale:g}_{method}", info)
         if not returnParts:
             parts.dropAllParts(output)
+            stages.done()
             return output
-        return output, parts.writeParts(output, inputNode, result, ijkToRas)
+        try:
+            nodes = parts.writeParts(output, inputNode, result, ijkToRas, step=stages)
+        except importCore().Cancelled:  # leave nothing half-made: no parts, and no output this run created
+            parts.dropAllParts(output)
+            if outputNode is None:
+                output.GetScene().RemoveNode(output)
+            raise
+        stages.done()
+        return output, nodes
 
     def compare(self, inputNode, referenceNode=None, scale: float | None = None, *, spacing: float | None = None,
                 methods: Sequence[str] = METHODS, degradation: str = "auto", thickness: float = 1.0,

@@ -71,7 +71,7 @@ def _dropParts(outputNode, role: str, keep: int) -> None:
             scene.RemoveNode(stale)
 
 
-def writeParts(outputNode, inputNode, result, ijkToRas: np.ndarray) -> display.PartNodes:
+def writeParts(outputNode, inputNode, result, ijkToRas: np.ndarray, step=None) -> display.PartNodes:
     """Anchor, detail, one routing map per expert and the arg-max expert label map of ``result``.
 
     Args:
@@ -79,27 +79,33 @@ def writeParts(outputNode, inputNode, result, ijkToRas: np.ndarray) -> display.P
         inputNode: the observed volume (for display settings).
         result: a DPNSLCore.UpsampleResult computed with ``return_parts=True``.
         ijkToRas: (4, 4) IJK-to-RAS of the output grid.
+        step: called as ``step(message)`` before each part is written (progress, and the place to cancel).
 
     Returns:
         The part nodes; routing/expertLabel are empty/None for methods without a router.
     """
     base = outputNode.GetName()
+    step = step or (lambda message: None)
     nodes = display.PartNodes(input=inputNode, output=outputNode, expertDegrees=tuple(result.expert_degrees))
+    step("writing the range anchor")
     if result.anchor is not None:
         nodes.anchor = _part(outputNode, ROLE_ANCHOR, 0, f"{base}_anchor", result.anchor, ijkToRas)
         matchDisplay(nodes.anchor, inputNode)
+    step("writing the null-space detail")
     if result.detail is not None:
         nodes.detail = _part(outputNode, ROLE_DETAIL, 0, f"{base}_detail", result.detail, ijkToRas)
         display.styleSigned(nodes.detail, "Null-space detail")
     routing = [] if result.routing is None else list(result.routing)
     degrees = tuple(result.expert_degrees) or tuple(range(1, len(routing) + 1))
     for index, weights in enumerate(routing):
+        step(f"writing routing map {index + 1}/{len(routing)}")
         node = _part(outputNode, ROLE_ROUTING, index, f"{base}_routing_e{index + 1}_d{degrees[index]}", weights,
                      ijkToRas)
         display.styleWeight(node, expertLabel(index, degrees[index]))
         nodes.routing.append(node)
     _dropParts(outputNode, ROLE_ROUTING, len(routing))
     if routing:
+        step("computing the arg-max expert map")
         labels = argmaxLabels(result.routing)
         nodes.expertLabel = _part(outputNode, ROLE_EXPERTS, 0, f"{base}_experts", labels, ijkToRas,
                                   "vtkMRMLLabelMapVolumeNode")

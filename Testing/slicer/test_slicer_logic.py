@@ -203,3 +203,39 @@ def test_the_output_says_which_model_made_it(logic, makeVolume):
     output = logic.upsample(node, 2, model="ct", device="cpu")
     notes = output.GetAttribute("DPNSL.notes")
     assert "model: shipped CT model (dpnsl_ct.safetensors)" in notes and "acquisition decimate (auto" in notes
+
+
+def _thickCt(makeVolume):
+    return makeVolume(smoothVolume((4, 12, 10)) - 900.0, makeIjkToRas(SPACINGS[0]), "thick")
+
+
+def test_progress_reports_every_stage_up_to_the_end(logic, makeVolume):
+    seen = []
+    logic.upsample(_thickCt(makeVolume), 2, model="ct", device="cpu", returnParts=True,
+                   progress=lambda fraction, message: seen.append((fraction, message)))
+    fractions, messages = [f for f, _ in seen], [m for _, m in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and messages[-1] == "done"
+    for stage in ("writing the output volume", "writing the range anchor", "writing the null-space detail",
+                  "writing routing map 3/3", "computing the arg-max expert map"):
+        assert stage in messages
+    assert max(f for f, m in seen if m.startswith("tile")) <= 0.9  # the computation, then the writing
+
+
+def test_cancel_at_any_stage_leaves_no_new_node(logic, scene, makeVolume):
+    import DPNSLCore
+
+    inputNode = _thickCt(makeVolume)
+    checks = []
+    logic.upsample(inputNode, 2, model="ct", device="cpu", returnParts=True, cancel=lambda: checks.append(1) and False)
+    before = scene.GetNumberOfNodesByClass("vtkMRMLVolumeNode")
+    for stop in range(len(checks)):  # cancel at the first, second, ... check of a whole run
+        calls = []
+
+        def cancel(calls=calls, stop=stop):
+            calls.append(1)
+            return len(calls) > stop
+
+        with pytest.raises(DPNSLCore.Cancelled):
+            logic.upsample(inputNode, 2, model="ct", device="cpu", returnParts=True, cancel=cancel)
+        assert scene.GetNumberOfNodesByClass("vtkMRMLVolumeNode") == before, f"left nodes behind at check {stop}"
+    assert len(checks) >= 8  # the tiles and every writing stage are checkpoints
