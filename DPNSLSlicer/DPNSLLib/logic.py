@@ -157,7 +157,8 @@ class SliceSuperResolutionLogic:
         """One DPNSLCore.upsample call on the resolved ``plan``; the network gets the cached model."""
         core = importCore()
         options = dict(method=method, degradation=plan.degradation, thickness=plan.thickness,
-                       slice_axis=plan.slice_axis, return_parts=returnParts, progress=progress, cancel=cancel)
+                       slice_axis=plan.slice_axis, return_parts=returnParts, progress=progress, cancel=cancel,
+                       output_dtype="input")  # an int16 CT gives an int16 output: half the memory of float32
         if method == "dpnsl":
             device = enumValue(device, DeviceChoice, "device")
             options.update(model=self.loadModel(model, device), device=device)

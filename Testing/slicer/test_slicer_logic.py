@@ -239,3 +239,11 @@ def test_cancel_at_any_stage_leaves_no_new_node(logic, scene, makeVolume):
             logic.upsample(inputNode, 2, model="ct", device="cpu", returnParts=True, cancel=cancel)
         assert scene.GetNumberOfNodesByClass("vtkMRMLVolumeNode") == before, f"left nodes behind at check {stop}"
     assert len(checks) >= 8  # the tiles and every writing stage are checkpoints
+
+
+def test_an_integer_input_gives_an_output_of_its_type(logic, makeVolume):
+    array = np.round(smoothVolume((4, 6, 7))).astype(np.int16)
+    output = logic.upsample(makeVolume(array, makeIjkToRas(SPACINGS[0])), 2, method="cubic")
+    result = slicer.util.arrayFromVolume(output)
+    assert result.dtype == np.int16
+    np.testing.assert_array_equal(result[::2], array)
