@@ -150,9 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         if parts_dir is not None:
             for path in part_paths(parts_dir, stem, (2, 3, 4)).values():  # names checked before any compute
                 check_output(path, source, args.overwrite)
-        volume = read_volume(source)
-        plan = request.resolve(volume.array.shape, geometry=volume.geometry, slice_thickness=volume.slice_thickness)
-        print(f"{source}: {plan.describe()}", file=sys.stderr)
+        volume = read_volume(source)  # the request is resolved once, by upsample (with the model's acquisition)
         progress = _ProgressBar(args)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the same text is in result.notes, printed below
@@ -162,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                               return_parts=parts_dir is not None, tiling=tiling, output_dtype=args.output_dtype,
                               allow_untrained=args.allow_untrained, progress=progress)
         progress.close()
+        print(f"{source}: {result.plan.describe()}", file=sys.stderr)
         for note in result.notes:
             print(f"  {note}", file=sys.stderr)
         files = [(result.to_volume(), output)]
@@ -178,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, MemoryError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    src, dst = plan.input_spacing, result.plan.output_spacing
+    plan = result.plan
+    src, dst = plan.input_spacing, plan.output_spacing
     print(f"wrote {output}: {volume.array.shape} -> {result.volume.shape} ({result.volume.dtype}) slices along axis "
           f"{result.slice_axis}, spacing {src:g} -> {dst:g} mm, x{result.scale:g} {plan.acquisition_text()}, method "
           f"{result.method}, max |A x - y| = {result.consistency_error:.3g}")

@@ -249,17 +249,11 @@ def upsample(
         dev = resolve_device(device)
         choice = _choose_model(model, array, modality, intensity, dev, allow_untrained)
         trained = choice.model.config.acquisition
-        if degradation == "auto" and trained is not None and trained.get("kind") == "profile":
-            # the model's profile; its thickness only when neither the caller nor the file's header gives one
-            degradation, profile = "profile", trained["profile"]
-            thickness = thickness if thickness is not None or header is not None else trained["thickness"]
     request = UpsampleRequest(scale=scale, spacing=spacing, slice_axis=slice_axis, degradation=degradation,
                               thickness=thickness, profile=profile)
-    plan = request.resolve(array.shape, geometry=geometry, slice_thickness=header)
+    plan = request.resolve(array.shape, geometry=geometry, slice_thickness=header, trained_acquisition=trained)
     deg = plan.degradation_operator()
     notes = list(plan.notes)
-    if trained is not None and trained.get("kind") == "profile" and plan.degradation == "profile":
-        notes.append(f"acquisition {plan.acquisition_text()} (auto: the model was trained for it)")
     source = kind = None
     degrees: tuple[int, ...] = ()
     if choice is not None:

@@ -89,10 +89,12 @@ class UpsampleRequest:
 
     def resolve(self, shape_zyx: tuple[int, int, int], *, geometry: Geometry | None = None,
                 spacing_zyx: tuple[float, float, float] | None = None,
-                slice_thickness: float | None = None) -> UpsamplePlan:
+                slice_thickness: float | None = None, trained_acquisition: dict | None = None) -> UpsamplePlan:
         """Resolve the request for a volume of ``shape_zyx`` with ``geometry`` (or just its ``spacing_zyx``, mm).
 
         ``slice_thickness``: the header's slice thickness (mm) along numpy axis 0 (``Volume.slice_thickness``).
+        ``trained_acquisition``: the model's ``config.acquisition``; with ``degradation="auto"`` a recorded slice
+        profile is used (its thickness only when neither the request nor the header gives one).
 
         Raises:
             ValueError: the scale, axis or slice count do not fit this volume (the message says why and how).
@@ -104,6 +106,7 @@ class UpsampleRequest:
         spacing = None if spacing_zyx is None else tuple(float(v) for v in spacing_zyx)
         notes: list[str] = []
         axis = self._axis(spacing, notes)
+        axis_reason = notes[0] if notes else f"slice axis {axis} ({AXIS_NAMES[axis]}): given"
         current = None if spacing is None else spacing[axis]
         if self.scale is not None:
             raw = self.scale
@@ -111,8 +114,11 @@ class UpsampleRequest:
             raise ValueError("`spacing` needs the input's geometry: pass a Volume, or give `scale` instead")
         else:
             raw = current / float(self.spacing)
-        kind = self.degradation
-        if kind == "auto":
+        kind, profile, fallback = self.degradation, self.profile, 1.0
+        trained = trained_acquisition or {}
+        if kind == "auto" and trained.get("kind") == "profile":
+            kind, profile, fallback = "profile", trained["profile"], float(trained["thickness"])
+        elif kind == "auto":
             kind = "decimate" if _is_number(raw) and is_integer_scale(float(raw)) else "sample"
             notes.append(f"acquisition {kind} (auto: {'integer' if kind == 'decimate' else 'non-integer'} scale)")
         if _is_number(raw) and float(raw) <= 1.0:  # say what the current spacing is, when known
@@ -123,18 +129,22 @@ class UpsampleRequest:
         if n_lr < 2:
             raise ValueError(f"the slice axis ({AXIS_NAMES[axis]}) has {n_lr} slice; at least 2 are needed")
         n_hr = hr_length(n_lr, scale)
-        thickness = self._thickness(axis, current, slice_thickness, n_lr, kind, notes)
+        thickness = self._thickness(axis, current, slice_thickness, n_lr, kind, notes, fallback)
+        if self.degradation == "auto" and kind == "profile":
+            notes.append(f"acquisition {profile} profile, thickness {thickness:g} spacings (auto: the model was "
+                         "trained for it)")
         out_shape = tuple(n_hr if a == axis else int(n) for a, n in enumerate(shape_zyx))
         return UpsamplePlan(
-            slice_axis=axis, scale=scale, degradation=kind, profile=self.profile, thickness=thickness,
+            slice_axis=axis, scale=scale, degradation=kind, profile=profile, thickness=thickness,
             input_shape=tuple(int(n) for n in shape_zyx), output_shape=out_shape,  # type: ignore[arg-type]
             input_spacing=current, geometry=None if geometry is None else upsampled_geometry(geometry, scale, axis),
-            notes=tuple(notes),
+            notes=tuple(notes), axis_reason=axis_reason,
         )
 
     def _thickness(self, axis: int, current: float | None, header: float | None, n_lr: int, kind: str,
-                   notes: list[str]) -> float:
-        """The profile thickness in spacings: given, else the header's thickness over the spacing, else 1."""
+                   notes: list[str], fallback: float = 1.0) -> float:
+        """The profile thickness in spacings: given, else the header's thickness over the spacing, else
+        ``fallback`` (1, or the model's training thickness)."""
         header = header if axis == 0 else None  # headers state the thickness of the file's own slice axis
         if header is not None and current is not None:
             notes.append(f"{n_lr} slices, {header:.4g} mm thick every {current:.4g} mm (from the header)")
@@ -145,9 +155,9 @@ class UpsampleRequest:
             if kind == "profile":
                 notes.append(f"profile thickness {thickness:.4g} spacings (the header's {header:.4g} mm)")
             return thickness
-        if kind == "profile":
+        if kind == "profile" and fallback == 1.0:
             notes.append("profile thickness 1 spacing (no slice thickness in the header: thickness = spacing)")
-        return 1.0
+        return _check_thickness(fallback)
 
     def _axis(self, spacing: tuple[float, ...] | None, notes: list[str]) -> int:
         if self.slice_axis != "auto":
@@ -172,7 +182,7 @@ class UpsamplePlan:
         slice_axis: numpy axis of the slices. scale: exact scale (snapped). degradation / profile / thickness:
         the acquisition model A (thickness in observed spacings). input_shape / output_shape: (z, y, x).
         input_spacing: observed slice spacing in mm (None without geometry). geometry: the output's geometry
-        (None without input geometry). notes: how the axis and acquisition were chosen.
+        (None without input geometry). notes: how the axis and acquisition were chosen; axis_reason: the axis part.
     """
 
     slice_axis: int
@@ -185,6 +195,7 @@ class UpsamplePlan:
     input_spacing: float | None = None
     geometry: Geometry | None = None
     notes: tuple[str, ...] = field(default=())
+    axis_reason: str = ""  # how the slice axis was chosen (also the first note when it was detected)
 
     @property
     def n_lr(self) -> int:

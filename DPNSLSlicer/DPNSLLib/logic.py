@@ -153,10 +153,14 @@ class SliceSuperResolutionLogic:
         return self._models[key]
 
     def _run(self, array: np.ndarray, plan, method: str, model, device: str, returnParts: bool,
-             progress: ProgressFn | None, cancel: CancelFn | None):
-        """One DPNSLCore.upsample call on the resolved ``plan``; the network gets the cached model."""
+             progress: ProgressFn | None, cancel: CancelFn | None, degradation: str | None = None):
+        """One DPNSLCore.upsample call with ``plan``'s axis and scale; the network gets the cached model.
+
+        ``degradation``: the user's choice ("auto" lets DPNSLCore's request use a model's recorded acquisition);
+        None: the plan's resolved one (Compare, whose simulation must match it).
+        """
         core = importCore()
-        options = dict(method=method, degradation=plan.degradation, thickness=plan.thickness,
+        options = dict(method=method, degradation=degradation or plan.degradation, thickness=plan.thickness,
                        slice_axis=plan.slice_axis, return_parts=returnParts, progress=progress, cancel=cancel,
                        output_dtype="input")  # an int16 CT gives an int16 output: half the memory of float32
         if method == "dpnsl":
@@ -195,12 +199,13 @@ class SliceSuperResolutionLogic:
         checkMethods([method])
         plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness)
         stages = _Stages(progress, cancel, 6 + 3 if returnParts else 1)
-        result = self._run(volumeArray(inputNode), plan, method, model, device, returnParts, stages.compute, cancel)
+        result = self._run(volumeArray(inputNode), plan, method, model, device, returnParts, stages.compute, cancel,
+                           degradation=enumValue(degradation, DegradationModel, "degradation"))
         stages("writing the output volume")  # the last cancel before anything is written
         ijkToRas = plan.output_matrix(ijkToRasArray(inputNode))
-        info = {"scale": f"{plan.scale:g}", "method": method, "degradation": plan.degradation,
+        info = {"scale": f"{plan.scale:g}", "method": method, "degradation": result.plan.degradation,
                 "sliceAxis": plan.slice_axis, "consistencyError": f"{result.consistency_error:.6g}",
-                "notes": " | ".join([*plan.notes, *result.notes[len(result.plan.notes):]])}  # ours + model, bounds
+                "notes": " | ".join([plan.axis_reason, *result.notes])}  # our axis, then acquisition, model, bounds
         output = parts.writeOutput(inputNode.GetScene(), outputNode, inputNode, result.volume, ijkToRas,
                                    f"{inputNode.GetName()}_x{plan.scale:g}_{method}", info)
         if not returnParts:

@@ -247,3 +247,15 @@ def test_an_integer_input_gives_an_output_of_its_type(logic, makeVolume):
     result = slicer.util.arrayFromVolume(output)
     assert result.dtype == np.int16
     np.testing.assert_array_equal(result[::2], array)
+
+
+def test_a_models_recorded_profile_is_used_like_in_every_front_end(logic, makeVolume, tmp_path):
+    from DPNSLCore.models import PRESETS, build_model, save_checkpoint
+
+    path = tmp_path / "profile.safetensors"
+    config = PRESETS["lean"].replace(modality="ct", acquisition={"kind": "profile", "profile": "box",
+                                                                 "thickness": 1.0})
+    save_checkpoint(build_model(config), path)
+    output = logic.upsample(_thickCt(makeVolume), 2, model=str(path), device="cpu")  # degradation auto
+    assert output.GetAttribute("DPNSL.degradation") == "profile"
+    assert "(auto: the model was trained for it)" in output.GetAttribute("DPNSL.notes")
