@@ -181,8 +181,8 @@ def volume_from_sitk(image: sitk.Image, source: str = "image") -> Volume:
     return Volume(sitk.GetArrayFromImage(image), Geometry.from_sitk(image))
 
 
-def _read_dicom_series(folder: Path) -> sitk.Image:
-    """Read the DICOM series with the most files in ``folder`` (not recursive)."""
+def _read_dicom_series(folder: Path) -> tuple[sitk.Image, float | None]:
+    """Read the DICOM series with the most files in ``folder`` (not recursive), and its slice thickness."""
     series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not series_ids:
         raise ValueError(
@@ -193,7 +193,7 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     check_slice_positions(files)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
-    return reader.Execute()
+    return reader.Execute(), _dicom_thickness(files[0])
 
 
 _GAP_TOLERANCE = 0.01  # relative deviation of a slice step from the median step that counts as irregular
@@ -264,7 +264,8 @@ def read_volume(path: str | Path) -> Volume:
     if not path.exists():
         raise FileNotFoundError(f"`path` does not exist: {str(path)!r}; check the spelling and the folder")
     try:
-        image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
+        image, thickness = _read_dicom_series(path) if path.is_dir() else (sitk.ReadImage(str(path)),
+                                                                           _nrrd_thickness(path))
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise ValueError(
@@ -272,7 +273,6 @@ def read_volume(path: str | Path) -> Volume:
             "MHA/MHD files or a DICOM series folder"
         ) from exc
     volume = volume_from_sitk(image, source=repr(str(path)))
-    thickness = _dicom_thickness(path) if path.is_dir() else _nrrd_thickness(path)
     return Volume(volume.array, volume.geometry, thickness) if thickness else volume
 
 
@@ -284,12 +284,10 @@ def _positive(text: str) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-def _dicom_thickness(folder: Path) -> float | None:
-    """SliceThickness (0018,0050) of the series' first file, or None."""
-    files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)
-                 for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))), key=len)
+def _dicom_thickness(file: str) -> float | None:
+    """SliceThickness (0018,0050) of one DICOM file, or None."""
     reader = sitk.ImageFileReader()
-    reader.SetFileName(files[0])
+    reader.SetFileName(file)
     reader.ReadImageInformation()
     return _positive(reader.GetMetaData("0018|0050")) if reader.HasMetaDataKey("0018|0050") else None
 
