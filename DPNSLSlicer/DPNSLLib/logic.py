@@ -37,27 +37,6 @@ def importCore():
     return DPNSLCore
 
 
-def planRequest(inputNode, scale: float | None = None, spacing: float | None = None, sliceAxis: int | None = None,
-                degradation: str = "auto", thickness: float = 1.0):
-    """Resolve a request with DPNSLCore's one request object (``DPNSLCore.UpsampleRequest``): slice axis, exact
-    scale, acquisition model and output grid, from the node's own IJK-to-RAS spacing. Needs no PyTorch.
-
-    Raises:
-        ValueError: missing/2-D/4-D input, both or neither of scale/spacing, scale <= 1, non-integer decimate.
-    """
-    checkScalarVolume(inputNode)
-    kind = enumValue(degradation, DegradationModel, "degradation")
-    try:
-        from DPNSLCore.inference.request import UpsampleRequest
-    except ModuleNotFoundError as error:
-        raise RuntimeError("DPNSLCore is not importable: install the DPNSL extension, or see the README's "
-                           "'From a source checkout' steps") from error
-    request = UpsampleRequest(scale=scale, spacing=spacing, slice_axis="auto" if sliceAxis is None else sliceAxis,
-                              degradation=kind, thickness=thickness)
-    shape = slicer.util.arrayFromVolume(inputNode).shape
-    return request.resolve(shape, spacing_zyx=tuple(spacingZyx(ijkToRasArray(inputNode))))
-
-
 def checkMethods(methods: Sequence[str]) -> list[str]:
     """Validate method ids against :data:`METHODS`; returns them as a list.
 
@@ -110,8 +89,23 @@ class SliceSuperResolutionLogic:
 
     def plan(self, inputNode, scale: float | None = None, spacing: float | None = None, sliceAxis: int | None = None,
              degradation: str = "auto", thickness: float = 1.0):
-        """The resolved request (``DPNSLCore.UpsamplePlan``); see :func:`planRequest`."""
-        return planRequest(inputNode, scale, spacing, sliceAxis, degradation, thickness)
+        """Resolve a request with DPNSLCore's one request object (``DPNSLCore.UpsampleRequest``): slice axis, exact
+        scale, acquisition model and output grid, from the node's own IJK-to-RAS spacing. Needs no PyTorch.
+
+        Raises:
+            ValueError: missing/2-D/4-D input, both or neither of scale/spacing, scale <= 1, non-integer decimate.
+        """
+        checkScalarVolume(inputNode)
+        kind = enumValue(degradation, DegradationModel, "degradation")
+        try:
+            from DPNSLCore.inference.request import UpsampleRequest
+        except ModuleNotFoundError as error:
+            raise RuntimeError("DPNSLCore is not importable: install the DPNSL extension, or see the README's "
+                               "'From a source checkout' steps") from error
+        request = UpsampleRequest(scale=scale, spacing=spacing, degradation=kind, thickness=thickness,
+                                  slice_axis="auto" if sliceAxis is None else sliceAxis)
+        shape = slicer.util.arrayFromVolume(inputNode).shape
+        return request.resolve(shape, spacing_zyx=tuple(spacingZyx(ijkToRasArray(inputNode))))
 
     def gridSummary(self, inputNode, scale: float | None = None, spacing: float | None = None,
                     sliceAxis: int | None = None, degradation: str = "auto", thickness: float = 1.0) -> str:
