@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["acquisition_periodicity", "acquired_texture_ratio", "banding"]
+__all__ = ["acquisition_periodicity", "acquired_texture_ratio", "banding", "banding_or_none"]
 
 _NEIGHBOUR_BAND = 1.3  # neighbours: frequencies within [f0 / 1.3, f0 * 1.3], outside the peak's own width
 
@@ -99,6 +99,14 @@ def acquired_texture_ratio(volume: np.ndarray, scale: float, *, axis: int = 0) -
     synthesised = np.setdiff1d(np.arange(array.shape[0]), acquired)
     mask = tissue_columns(array)
     return _laplacian_energy(array, acquired, mask) / max(_laplacian_energy(array, synthesised, mask), 1e-12)
+
+
+def banding_or_none(volume: np.ndarray, scale: float, *, axis: int = 0) -> tuple[float | None, float | None]:
+    """:func:`banding`, or (None, None) where the stack or the scale does not allow it (for reports)."""
+    try:
+        return banding(volume, scale, axis=axis)
+    except ValueError:
+        return None, None
 
 
 def banding(volume: np.ndarray, scale: float, *, axis: int = 0) -> tuple[float, float]:

@@ -27,7 +27,7 @@ from ..io.volumes import detect_slice_axis, read_volume
 from ..models.registry import open_model, resolve_device
 from ..ops.operators import simulate_acquisition
 from ..resources import sample_path
-from .banding import banding
+from .banding import banding_or_none
 
 SAMPLE = "ct_chest_1mm_crop.nii.gz"  # the packaged thin CT crop, used when no volume is given
 
@@ -79,7 +79,7 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
         peak = max(peak, mem.peak)
-    periodicity, texture = banding(out.volume, scale) if out.volume.shape[0] >= 3 * scale else (None, None)
+    periodicity, texture = banding_or_none(out.volume, scale)
     cuda_peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else 0
     return {"method": method, "seconds": min(times), "voxels": int(np.prod(out.plan.output_shape)),
             "peak_rss": peak, "cuda_peak": cuda_peak, "error": out.consistency_error, "periodicity": periodicity,

@@ -33,7 +33,7 @@ from ..models.network import DPNSL
 from ..models.registry import LoadedModel, open_model
 from ..ops.operators import make_degradation, simulate_acquisition
 from ..training.data import TrainingVolume, load_volumes, split_block
-from .banding import banding
+from .banding import banding_or_none
 from .metrics import center_crop, evaluate_protocol, per_slice_mae, psnr
 from .report import MethodScore, SummaryRow, summarise, write_report
 
@@ -165,26 +165,18 @@ def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Seque
                 metrics = evaluate_protocol(pred, hr, scale)
             else:
                 metrics = {"psnr": psnr(np.clip(pred, 0, 1)[border:-border], hr[border:-border]), "ssim": None}
-            periodicity, texture = _banding(np.clip(pred, 0, 1), scale)
+            periodicity, texture = banding_or_none(np.clip(pred, 0, 1), scale)
             scores.append(MethodScore(volume.name, float(scale), method, metrics["psnr"], metrics["ssim"],
                                       consistency, seconds, per_slice_mae(np.clip(pred, 0, 1), hr), periodicity,
                                       texture))
     return scores
 
 
-def _banding(volume: np.ndarray, scale: float) -> tuple[float | None, float | None]:
-    """The banding measures of a prediction, or (None, None) when the stack is too short (< 3 periods)."""
-    try:
-        return banding(volume, scale)
-    except ValueError:
-        return None, None
-
-
-def reference_banding(volumes: Sequence[TrainingVolume], scales: Sequence[float], crop: int) -> str:
+def referencebanding_or_none(volumes: Sequence[TrainingVolume], scales: Sequence[float], crop: int) -> str:
     """One line per scale with the banding measures of the thin reference volumes themselves (the target, ~1)."""
     lines = []
     for scale in scales:
-        values = [_banding(np.ascontiguousarray(center_crop(v.array, crop)), scale) for v in volumes]
+        values = [banding_or_none(np.ascontiguousarray(center_crop(v.array, crop)), scale) for v in volumes]
         known = [v for v in values if v[0] is not None]
         if known:
             p, t = np.mean([k[0] for k in known]), np.mean([k[1] for k in known])
@@ -254,7 +246,7 @@ def evaluate(paths: Sequence[str | Path], scales: str | Sequence[float], methods
     title += "".join(f"\n- skipped {note}" for note in skipped)
     title += ("\n- banding: periodicity = power at 1/s over its neighbours, texture = in-plane |Laplacian| of "
               "acquired over synthesised slices; both ~1 on a real thin volume")
-    reference = reference_banding([_select(v, z_block, held_out) for v in volumes], scales, options.crop)
+    reference = referencebanding_or_none([_select(v, z_block, held_out) for v in volumes], scales, options.crop)
     title += f"\n{reference}" if reference else ""
     if out is None:
         from .report import markdown_table
