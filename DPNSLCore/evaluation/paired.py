@@ -19,7 +19,6 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 from ..inference.api import upsample
-from ..inference.request import UpsampleRequest
 from ..io.intensity import IntensityNormalizer
 from ..io.volumes import Volume, detect_slice_axis, read_volume, volume_to_sitk
 from .metrics import psnr
@@ -52,7 +51,8 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
         thick_path, thin_path: the two series (files or DICOM folders) of one session.
         methods: subset of "linear", "cubic", "dpnsl".
         modality: "ct" (fixed HU window for both), "mr" (each series by its own range) or "auto".
-        degradation: acquisition model; default "decimate" for an integer spacing ratio, else "sample".
+        degradation: acquisition model; default "auto" (resolved by upsample: a model's recorded profile, else
+            decimate for an integer spacing ratio and sample otherwise).
 
     Raises:
         FileNotFoundError: a path is missing. ValueError: the thin series is not finer along the slice axis,
@@ -64,8 +64,6 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
     if target >= thick.geometry.spacing_zyx[axis] * (1 - 1e-6):
         raise ValueError(f"the thin series ({target:g} mm) must have finer slices than the thick one "
                          f"({thick.geometry.spacing_zyx[axis]:g} mm) along numpy axis {axis}")
-    request = UpsampleRequest(spacing=target, slice_axis=axis, degradation=degradation or "auto")
-    plan = request.resolve(thick.array.shape, geometry=thick.geometry)  # the one scale/acquisition rule
     kind = modality if modality in ("ct", "mr") else None
     thick_norm = IntensityNormalizer.for_volume(thick.array, kind or "auto")
     thin_norm = IntensityNormalizer.for_volume(thin.array, thick_norm.kind)
@@ -77,13 +75,13 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
     rows = []
     for method in methods:
         result = upsample(thick, spacing=target, method=method, model=model if method == "dpnsl" else None,
-                          degradation=plan.degradation, slice_axis=axis, device=device, modality=thick_norm.kind)
+                          degradation=degradation or "auto", slice_axis=axis, device=device, modality=thick_norm.kind)
         resampled = resample_onto(result.to_volume(), thin)
         mask = np.isfinite(resampled)
         if not mask.any():
             raise ValueError(f"{thick_path} and {thin_path} do not overlap in world coordinates")
         pred = thick_norm.forward(resampled[mask])
-        rows.append(PairedRow(method, psnr(pred, reference[mask]), int(mask.sum()), plan.scale))
+        rows.append(PairedRow(method, psnr(pred, reference[mask]), int(mask.sum()), result.plan.scale))
     if out is not None:
         write_paired(rows, out, f"{Path(thick_path).name} -> {Path(thin_path).name}")
     return rows
