@@ -157,7 +157,7 @@ def test_folder_without_volumes_is_rejected(tmp_path):
 
 
 def test_scale_not_above_one_is_rejected():
-    with pytest.raises(ValueError, match="every scale must be > 1"):
+    with pytest.raises(ValueError, match="factors > 1"):
         SliceWindowDataset([coded_volume()], [2, 1])
 
 

@@ -234,3 +234,50 @@ def test_non_finite_network_output_is_rejected():
 def test_too_thick_profile_is_rejected():
     with pytest.raises(ValueError, match="thickness"):
         make_degradation("profile", 2, 4, thickness=0.0)
+
+
+@pytest.mark.parametrize("kind,scale,thickness", [("decimate", 4, 1.0), ("sample", 2.5, 1.0), ("profile", 3, 1.0),
+                                                  ("profile", 5, 1.5), ("profile", 3, 0.75)])
+def test_the_spline_projection_is_consistent_and_has_no_seam(kind, scale, thickness):
+    from DPNSLCore.ops.operators import null_space_detail
+
+    deg = make_degradation(kind, scale, 9, thickness=thickness)
+    f = torch.from_numpy(np.random.default_rng(0).normal(size=(deg.n_hr, 3, 3)))
+    detail = null_space_detail(f, deg, "spline", anchor="cubic")
+    assert torch.abs(deg.forward(detail)).max() < 1e-10  # A (I - B A) f = 0
+    if kind == "decimate":  # exactly zero at the acquired slices, whatever the round-off
+        assert torch.equal(detail[:: int(scale)], torch.zeros_like(detail[:: int(scale)]))
+    # a constant network output is all range: no detail at all (pinv leaves a comb of zeros at the acquired
+    # slices for decimate, and an oscillating remainder for the profiles)
+    ones = torch.ones(deg.n_hr, 2, 2, dtype=torch.float64)
+    assert torch.abs(null_space_detail(ones, deg, "spline", anchor="cubic")).max() < 1e-9
+    if kind == "decimate":
+        assert torch.abs(null_space_detail(ones, deg, "pinv")).max() == 1.0
+    # the projector's curvature is far below the minimum-norm one's
+    curvature = lambda b: np.linalg.norm(np.diff(b, 2, axis=0))  # noqa: E731
+    assert curvature(deg.anchor_matrix("cubic")) < 0.75 * curvature(deg.pinv_matrix) or kind == "decimate"
+
+
+@pytest.mark.parametrize("scale,thickness", [(3, 1.0), (5, 1.0), (3, 1.5), (5, 1.5)])
+def test_the_profile_anchor_is_the_consistent_spline_not_the_min_norm_correction(scale, thickness):
+    from DPNSLCore.ops.interpolation import interpolation_matrix
+
+    deg = make_degradation("profile", scale, 12, thickness=thickness)
+    b = deg.anchor_matrix("cubic")
+    m = interpolation_matrix(deg.hr_positions, 12, 3)
+    np.testing.assert_allclose(deg.matrix @ b, np.eye(12), atol=1e-12)
+    np.testing.assert_allclose(b, m @ np.linalg.inv(deg.matrix @ m), atol=1e-10)  # B = M (A M)^-1
+    old = m + deg.pinv_matrix @ (np.eye(12) - deg.matrix @ m)
+    curvature = lambda x: np.linalg.norm(np.diff(x, 2, axis=0))  # noqa: E731
+    assert curvature(b) < curvature(old)
+
+
+def test_the_spline_projection_needs_an_anchor():
+    from DPNSLCore.models.config import preset
+    from DPNSLCore.ops.operators import null_space_detail
+
+    with pytest.raises(ValueError, match="needs anchor 'linear' or 'cubic'"):
+        preset("lean").replace(projection="spline", anchor="none")
+    deg = make_degradation("decimate", 2, 4)
+    with pytest.raises(ValueError, match="needs anchor 'linear' or 'cubic'"):
+        null_space_detail(torch.zeros(deg.n_hr, 1, 1), deg, "spline", anchor="none")

@@ -186,3 +186,39 @@ def test_mse_loss_and_cubic_anchor_are_recorded_in_the_run(ct_file, tmp_path):
     model = load_checkpoint(tmp_path / "last.safetensors")
     assert model.config.anchor == "cubic" and model.config.input_scale == 5.0
     assert float(read_log(tmp_path)[-1]["loss"]) < 0.05  # squared errors of normalised CT are small
+
+
+def test_a_mixed_run_draws_both_acquisitions_records_them_and_resumes_exactly(ct_file, tmp_path):
+    args = ("--degradation", "mix", "--thickness", "0.75:1.5", "--decimate-share", "0.5", "--scales", "1.5:3",
+            "--val-scales", "2", "--projection", "spline", "--anchor", "cubic")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(tiny_run(ct_file, straight, 4, *args)) == 0
+    assert main(tiny_run(ct_file, split, 2, *args)) == 0
+    assert main(["--resume", str(split), "--steps", "4", "--quiet"]) == 0
+    a, b = load_file(straight / ts.MODEL_FILE), load_file(split / ts.MODEL_FILE)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    row = read_log(straight)[-1]  # both protocols are validated, the mean gain is over both
+    gains = [float(row[f"val_gain_x2_{tag}_linear"]) for tag in ("decimate", "profile")]
+    assert float(row["val_mean_gain"]) == pytest.approx(np.mean(gains), abs=1e-4)
+    info = read_checkpoint_info(straight / ts.MODEL_FILE)
+    assert info["config"].acquisition == {"kind": "mix", "profile": "box", "thickness": [0.75, 1.5],
+                                          "decimate_share": 0.5}
+    assert info["config"].projection == "spline" and info["extra"]["scales"] == "1.5:3"
+    from DPNSLCore import upsample
+
+    y = np.random.default_rng(0).normal(0, 100, (6, 12, 12)).astype(np.float32)
+    result = upsample(y, 2, model=str(straight / ts.MODEL_FILE), device="cpu")  # a real scan: the slice profile
+    assert (result.plan.degradation, result.plan.thickness) == ("profile", 1.0)
+    assert result.consistency_error < 1e-3
+
+
+def test_thick_volumes_train_whole_and_only_thin_z_axes_give_validation_blocks(ct_file, tmp_path):
+    thick = tmp_path / "thick.nii.gz"
+    hu = np.random.default_rng(1).normal(0, 100, (8, 30, 30)).astype(np.int16)
+    write_volume(Volume(hu, Geometry(spacing=(0.8, 0.8, 5.0))), thick)
+    args = resolve_args(tiny_run(ct_file, tmp_path / "run", 1) + ["--data", str(ct_file), str(thick)])
+    from DPNSLCore.training.train import _prepare_data
+
+    dataset, val = _prepare_data(args)
+    assert [v.name for v in val] == [f"{ct_file}[28:40]"]  # the thin volume's z block only
+    assert dataset.volumes[1].array.shape == (8, 30, 30)  # the thick one whole: its in-plane axes train

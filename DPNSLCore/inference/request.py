@@ -11,7 +11,9 @@ Rules:
   an array without geometry uses axis 0.
 - scale: ``scale``, or the current slice spacing divided by the target ``spacing`` (mm); snapped to an integer
   within 1e-6 relative (:func:`DPNSLCore.ops.grid.snap_scale`).
-- acquisition: the given kind, or ``"auto"``: ``decimate`` for an integer scale, else ``sample``.
+- acquisition: the given kind, or ``"auto"``: a slice profile when the model was trained on slice profiles (its
+  acquisition ``profile`` or ``mix``), with the header's thickness (else the model's, else thickness = spacing);
+  otherwise ``decimate`` for an integer scale, else ``sample``.
 - output grid: ``ceil((n - 1) * scale) + 1`` slices; spacing along the slice axis divided by the scale; origin
   and direction kept, so observed slice j lands on output slice ``j * scale`` at the same world position.
 
@@ -116,8 +118,8 @@ class UpsampleRequest:
             raw = current / float(self.spacing)
         kind, profile, fallback = self.degradation, self.profile, 1.0
         trained = trained_acquisition or {}
-        if kind == "auto" and trained.get("kind") == "profile":
-            kind, profile, fallback = "profile", trained["profile"], float(trained["thickness"])
+        if kind == "auto" and trained.get("kind") in ("profile", "mix"):
+            kind, profile, fallback = "profile", trained.get("profile", "box"), _trained_thickness(trained)
         elif kind == "auto":
             kind = "decimate" if _is_number(raw) and is_integer_scale(float(raw)) else "sample"
             notes.append(f"acquisition {kind} (auto: {'integer' if kind == 'decimate' else 'non-integer'} scale)")
@@ -235,6 +237,16 @@ class UpsamplePlan:
 
         return make_degradation(self.degradation, self.scale, self.n_lr, profile=self.profile,
                                 thickness=self.thickness)
+
+
+def _trained_thickness(trained: dict) -> float:
+    """The thickness a profile-trained model implies when neither the request nor the header gives one: its
+    recorded value, or for a range 1 (thickness = spacing) when the range holds it, else the range's middle."""
+    thickness = trained.get("thickness", 1.0)
+    if isinstance(thickness, (list, tuple)):
+        low, high = float(thickness[0]), float(thickness[-1])
+        return 1.0 if low <= 1.0 <= high else (low + high) / 2
+    return float(thickness)
 
 
 def _check_thickness(value: object) -> float:

@@ -18,7 +18,7 @@ ROUTERS = ("soft", "hard_gumbel")
 DECODERS = ("lscd", "mlp")
 DECODER_BRANCHES = ("conv3", "dw3", "dw5", "dw7")
 ANCHORS = ("linear", "cubic", "none")
-PROJECTIONS = ("pinv", "linear", "none")
+PROJECTIONS = ("pinv", "spline", "linear", "none")
 SPLINE_DEGREES = (2, 3, 4)
 MODALITIES = ("ct", "mr", None)
 
@@ -66,16 +66,17 @@ class ModelConfig:
 
     Ablation switches: ``upsampler`` ("mos" | "trilinear"), ``decoder`` ("lscd" | "mlp"), ``degrees``
     (any non-empty subset of {2, 3, 4}), ``anchor`` ("linear" | "none"), ``projection``
-    ("pinv" | "linear" | "none") and ``use_mcp`` (False: output = anchor + f, or f with anchor "none").
+    ("pinv" | "spline" | "linear" | "none") and ``use_mcp`` (False: output = anchor + f, or f with anchor "none").
     """
 
     name: str = "custom"
     # what the model was trained on: "ct" (HU, fixed window) or "mr" (each volume's own range); None = unknown.
     # It sets the intensity rule at inference, so it lives here and travels with the weights.
     modality: str | None = None
-    # the acquisition it was trained for: {"kind": "decimate"} or {"kind": "profile", "profile": "box",
-    # "thickness": 1.0} (thickness in acquired spacings); None = not recorded (the paper's decimate). upsample's
-    # degradation="auto" uses a recorded profile acquisition.
+    # the acquisition it was trained for: {"kind": "decimate"}, {"kind": "profile", "profile": "box",
+    # "thickness": 1.0} (thickness in acquired spacings, or [low, high]) or {"kind": "mix", ...} (decimate and
+    # profile batches); None = not recorded (the paper's decimate). upsample's degradation="auto" uses a slice
+    # profile for a model trained on profiles ("profile" or "mix").
     acquisition: dict | None = None
     # input standardisation (set from the training data): the estimator sees (y - input_shift) * input_scale
     # and its output is divided by input_scale, so f stays in normalised-intensity units. Normalised CT has a
@@ -108,7 +109,9 @@ class ModelConfig:
     # measurement-consistent projection
     use_mcp: bool = True  # False: output = anchor + f (ablation)
     anchor: str = "linear"  # "linear" or "none"
-    projection: str = "pinv"  # "pinv" (zero-pad for decimate), "linear" or "none"
+    # "pinv" (P = A+, zero-pad for decimate: the paper), "spline" (P = the anchor B: no seam at acquired slices),
+    # "linear" or "none"
+    projection: str = "pinv"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "degrees", tuple(self.degrees))
@@ -171,16 +174,25 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
+_ACQUISITION_KEYS = {"decimate": {"kind"}, "sample": {"kind"}, "profile": {"kind", "profile", "thickness"},
+                     "mix": {"kind", "profile", "thickness", "decimate_share"}}
+
+
 def _check_acquisition(acquisition: Any) -> None:
     if acquisition is None:
         return
-    if not isinstance(acquisition, dict) or acquisition.get("kind") not in ("decimate", "sample", "profile"):
-        raise ValueError(f"`acquisition` must be None or a dict with kind 'decimate', 'sample' or 'profile', got "
-                         f"{acquisition!r}.")
-    allowed = {"kind", "profile", "thickness"} if acquisition["kind"] == "profile" else {"kind"}
+    if not isinstance(acquisition, dict) or acquisition.get("kind") not in _ACQUISITION_KEYS:
+        raise ValueError(f"`acquisition` must be None or a dict with kind 'decimate', 'sample', 'profile' or 'mix', "
+                         f"got {acquisition!r}.")
+    allowed = _ACQUISITION_KEYS[acquisition["kind"]]
     if set(acquisition) - allowed:
         raise ValueError(f"`acquisition` of kind {acquisition['kind']!r} takes the keys {sorted(allowed)}, got "
                          f"{sorted(acquisition)}.")
+    thickness = acquisition.get("thickness", 1.0)
+    values = thickness if isinstance(thickness, (list, tuple)) else [thickness]
+    if not (1 <= len(values) <= 2 and all(isinstance(v, (int, float)) and 0 < v <= 10 for v in values)):
+        raise ValueError(f"`acquisition` thickness must be a number or [low, high] in (0, 10] spacings, got "
+                         f"{thickness!r}.")
 
 
 def _validate(cfg: ModelConfig) -> None:
@@ -197,6 +209,9 @@ def _validate(cfg: ModelConfig) -> None:
                           ("head_resolution", HEAD_RESOLUTIONS), ("router", ROUTERS),
                           ("decoder", DECODERS), ("anchor", ANCHORS), ("projection", PROJECTIONS)):
         _choice(name, getattr(cfg, name), allowed)
+    if cfg.projection == "spline" and cfg.anchor == "none":
+        raise ValueError("`projection` 'spline' projects with the anchor B, so it needs anchor 'linear' or 'cubic', "
+                         "not 'none'.")
     for name in ("head_kernel", "decoder_final_kernel"):
         _choice(name, getattr(cfg, name), (1, 3))
     if not cfg.degrees or len(set(cfg.degrees)) != len(cfg.degrees) or \

@@ -169,7 +169,8 @@ class DPNSL(nn.Module):
         cfg = self.config
         with torch.autocast(device_type=y.device.type, enabled=False):  # consistency needs float32, not bf16
             y, f = y.float(), f.float()
-            detail = null_space_detail(f, degradation, cfg.projection if cfg.use_mcp else "none")
+            detail = null_space_detail(f, degradation, cfg.projection if cfg.use_mcp else "none",
+                                       anchor=cfg.anchor)
             if f_scale != 1.0:  # in place unless detail is f itself (projection "none")
                 detail = detail * f_scale if detail is f else detail.mul_(f_scale)
             if cfg.anchor == "none":

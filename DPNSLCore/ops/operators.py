@@ -11,6 +11,16 @@ Kinds of acquisition (rows of A act on each (y, x) column independently):
 
 A is a small banded (n_lr x n_hr) float64 matrix; its Moore-Penrose pseudo-inverse ``A+ = A^T (A A^T)^-1`` is
 formed exactly in float64 (for ``decimate`` it is the zero-pad operator).
+
+Range anchors B (``A B = I``): the linear or cubic interpolator M itself for ``decimate``; for ``sample`` and
+``profile`` the consistent spline ``B = M (A M)^-1``, the one spline through the observed positions whose
+acquisition gives back y. It is as smooth as M: correcting M with the minimum-norm ``A+`` instead makes the
+overlapping-box case oscillate (DESIGN.md section 2; the thick-slice issue measured 11 % of voxels below air).
+
+Null-space projections ``(I - P A)``: ``pinv`` (P = A+, the paper: zero-padding for ``decimate``, which forces the
+detail to zero at the acquired slices and leaves a seam there), ``spline`` (P = B, the model's smooth anchor:
+the detail goes to zero smoothly at and around the acquired slices, and ``A (I - B A) = 0`` still holds exactly),
+``linear`` (P = linear interpolation) and ``none``.
 """
 
 from __future__ import annotations
@@ -26,7 +36,8 @@ from .interpolation import apply_along_slices, interpolation_matrix
 
 ANCHORS = ("linear", "cubic", "none")
 _ANCHOR_DEGREE = {"linear": 1, "cubic": 3}
-PROJECTIONS = ("pinv", "linear", "none")
+PROJECTIONS = ("pinv", "spline", "linear", "none")
+_ANCHOR_COND_LIMIT = 1e8  # cond(A M) above this: the spline cannot carry y (very wide profile), fall back to A+
 
 
 def _hat_integral(u: np.ndarray) -> np.ndarray:
@@ -133,13 +144,22 @@ class Degradation:
         return self.restore_observed(apply_along_slices(self.linear_matrix, y), y)
 
     def anchor_matrix(self, kind: str = "linear") -> np.ndarray:
-        """B = M + A+ (I - A M) for the linear or cubic interpolator M: A B = I, and B = M for decimate."""
+        """Smooth right inverse B (A B = I) from the linear or cubic interpolator M.
+
+        ``decimate``: B = M (A M = I exactly; kept bit-identical). ``sample``/``profile``: B = M (A M)^-1, the
+        spline of M's family whose acquisition is y, so it is as smooth as M. When A M is numerically singular
+        (a profile so wide that it averages out the spline's highest frequency) B = M + A+ (I - A M) instead.
+        """
         if kind not in _ANCHOR_DEGREE:
             raise ValueError(f"anchor `kind` must be 'linear' or 'cubic', got {kind!r}")
         if kind not in self._anchors:
             m = interpolation_matrix(self.hr_positions, self.n_lr, _ANCHOR_DEGREE[kind])
             if self.kind != "decimate":  # for decimate A M = I exactly already; keep B bit-identical to M
-                m = m + self.pinv_matrix @ (np.eye(self.n_lr) - self.matrix @ m)
+                am = self.matrix @ m
+                if np.linalg.cond(am) < _ANCHOR_COND_LIMIT:
+                    m = np.linalg.solve(am.T, m.T).T
+                else:
+                    m = m + self.pinv_matrix @ (np.eye(self.n_lr) - am)
             self._anchors[kind] = m
         return self._anchors[kind]
 
@@ -225,7 +245,8 @@ def measurement_consistent_projection(
         degradation: the acquisition operator A.
         anchor: "linear" (B = consistent linear anchor, the paper), "cubic" (consistent cubic B-spline anchor) or
             "none" (B = 0; the paper's Table 7 ablation).
-        projection: "pinv" (P = A+, zero-pad for decimate), "linear" (P = L), or "none" (no projection).
+        projection: "pinv" (P = A+, zero-pad for decimate), "spline" (P = B, the anchor; needs an anchor other
+            than "none"), "linear" (P = L), or "none" (no projection).
 
     Returns:
         (output, anchor, detail) with output = anchor + detail and detail = (I - P A) f. With anchor="linear"
@@ -240,21 +261,32 @@ def measurement_consistent_projection(
     if not torch.isfinite(f).all():
         raise ValueError("the network output `f` contains NaN or inf; the projection needs finite values")
     base = torch.zeros_like(f) if anchor == "none" else degradation.anchor(y, anchor)
-    detail = null_space_detail(f, degradation, projection)
+    detail = null_space_detail(f, degradation, projection, anchor=anchor)
     return base + detail, base, detail
 
 
-def null_space_detail(f: torch.Tensor, degradation: Degradation, projection: str = "pinv") -> torch.Tensor:
+def null_space_detail(f: torch.Tensor, degradation: Degradation, projection: str = "pinv", *,
+                      anchor: str = "cubic") -> torch.Tensor:
     """(I - P A) f: the part of ``f`` that the observed slices cannot see (``f`` itself for ``projection="none"``).
 
-    Exactly 0 at the observed slices for ``decimate`` with ``projection="pinv"`` (P = zero-padding).
+    ``anchor`` names B for ``projection="spline"`` ("linear" or "cubic"). For ``decimate`` with "pinv", "spline"
+    or "linear" the detail is exactly 0 at the observed slices (written as 0, whatever the matmul round-off).
     """
     if projection not in PROJECTIONS:
         raise ValueError(f"`projection` must be one of {PROJECTIONS}, got {projection!r}")
     if projection == "none":
         return f
-    back = degradation.pinv if projection == "pinv" else degradation.linear
-    return f - back(degradation.forward(f))
+    if projection == "spline":
+        if anchor not in _ANCHOR_DEGREE:
+            raise ValueError(f"projection 'spline' projects with the anchor B, so it needs anchor 'linear' or "
+                             f"'cubic', got {anchor!r}")
+        detail = f - apply_along_slices(degradation.anchor_matrix(anchor), degradation.forward(f))
+    else:
+        back = degradation.pinv if projection == "pinv" else degradation.linear
+        detail = f - back(degradation.forward(f))
+    if degradation.kind == "decimate":
+        detail = detail.index_fill(-3, degradation._index(detail), 0.0)
+    return detail
 
 
 def simulate_acquisition(

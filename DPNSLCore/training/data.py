@@ -32,7 +32,8 @@ from torch.utils.data import Dataset, Sampler
 
 from ..io.intensity import IntensityNormalizer
 from ..io.volumes import read_volume
-from ..ops.operators import Degradation, check_scale, hr_length, make_degradation
+from ..ops.operators import Degradation, hr_length, make_degradation
+from .acquisition import Draw, ScaleSpec, TrainingAcquisition
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 MIN_CROP = 8
@@ -144,22 +145,6 @@ def parse_crop(crop: str | int | tuple[int, int]) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def check_scales(scales: Sequence[float], degradation: str) -> tuple[float, ...]:
-    """Validate the training scales: each > 1, integers for ``decimate``.
-
-    Raises:
-        ValueError: empty list, a value <= 1, or a non-integer with ``decimate``.
-    """
-    out = tuple(float(s) for s in scales)
-    if not out:
-        raise ValueError("`scales` must list at least one factor, e.g. 2,3,4")
-    try:
-        return tuple(check_scale(s, degradation) for s in out)
-    except ValueError as err:
-        raise ValueError(f"every scale must be > 1 (an integer for decimate; --degradation sample for others), "
-                         f"got {list(out)}: {err}") from err
-
-
 class SampleKey(NamedTuple):
     """Everything that defines one sample (what the batch sampler hands to the dataset)."""
 
@@ -168,6 +153,8 @@ class SampleKey(NamedTuple):
     rank: int
     scale: float
     crop: int
+    kind: str = "decimate"
+    thickness: float = 0.0  # profile thickness in observed spacings (0: no profile)
 
 
 class SliceWindowDataset(Dataset):
@@ -175,32 +162,35 @@ class SliceWindowDataset(Dataset):
 
     Args:
         volumes: normalised training volumes (already without their validation block).
-        scales: scale factors; one is drawn per batch.
+        scales: scale factors (one drawn per batch), a "LOW:HIGH" range, or a :class:`ScaleSpec`.
         n_lr: observed slices per window (the paper uses 4).
         crop: in-plane crop size, a range (min, max) drawn per batch (capped by the largest view); a sample
             comes from the views that hold its batch's crop, so small volumes only give small crops.
-        degradation: "decimate", "sample" or "profile" (with ``profile``/``thickness``).
+        degradation: "decimate", "sample", "profile" or "mix" (see :mod:`DPNSLCore.training.acquisition`), with
+            ``profile``, ``thickness`` (a value or (low, high) in spacings) and ``decimate_share``.
         axis_ratio: axes with spacing <= axis_ratio * finest spacing are slice axes (see module docstring).
         seed: base seed; sample ``(step, index, rank)`` is a pure function of it.
 
-    Each item is ``{"lr": (1, n_lr, c, c), "hr": (1, n_hr, c, c), "scale": float}`` float32 tensors.
+    Each item is ``{"lr": (1, n_lr, c, c), "hr": (1, n_hr, c, c), "scale": float, "thickness": float}``.
 
     Raises:
         ValueError: bad scales or crop, no volumes, no axis long enough for the largest window, or no view as
             large as the minimum crop.
     """
 
-    def __init__(self, volumes: Sequence[TrainingVolume], scales: Sequence[float], *, n_lr: int = 4,
-                 crop: str | int | tuple[int, int] = (64, 256), degradation: str = "decimate",
-                 profile: str = "box", thickness: float = 1.0, axis_ratio: float = 1.5, seed: int = 0) -> None:
+    def __init__(self, volumes: Sequence[TrainingVolume], scales: Sequence[float] | str | ScaleSpec, *,
+                 n_lr: int = 4, crop: str | int | tuple[int, int] = (64, 256), degradation: str = "decimate",
+                 profile: str = "box", thickness: float | tuple[float, float] = 1.0, decimate_share: float = 0.5,
+                 axis_ratio: float = 1.5, seed: int = 0) -> None:
         if not volumes:
             raise ValueError("no training volumes; give at least one with --data")
         if n_lr < 2:
             raise ValueError(f"`n_lr` must be >= 2 observed slices, got {n_lr}")
-        self.scales = check_scales(scales, degradation)
+        spec = ScaleSpec.parse(scales if isinstance(scales, (str, ScaleSpec)) else tuple(scales))
+        self.acquisition = TrainingAcquisition(degradation, spec, profile, TrainingAcquisition.parse_thickness(
+            thickness if not isinstance(thickness, (int, float)) else str(thickness)), decimate_share)
         self.n_lr, self.seed, self.kind = int(n_lr), int(seed), degradation
-        self._options = {"profile": profile, "thickness": thickness}
-        self._degradations = {s: make_degradation(degradation, s, self.n_lr, **self._options) for s in self.scales}
+        self._degradations: dict[tuple[str, float, float], Degradation] = {}
         self.volumes = list(volumes)
         self.views = self._plan_views(axis_ratio)
         self._weights = np.array([w for _, w in self.views])
@@ -212,9 +202,14 @@ class SliceWindowDataset(Dataset):
                              f"{lo}; lower --crop (e.g. {max(MIN_CROP, cap)}:{hi})")
         self.crop_range = (lo, min(hi, cap))
 
+    @property
+    def scales(self) -> tuple[float, ...]:
+        """The listed training scales (empty for a range)."""
+        return self.acquisition.scales.values
+
     def _plan_views(self, axis_ratio: float) -> list[tuple[np.ndarray, float]]:
         """(array with the slice axis moved to 0, sampling weight) for every usable (volume, axis)."""
-        longest = max(hr_length(self.n_lr, s) for s in self.scales)
+        longest = hr_length(self.n_lr, self.acquisition.scales.largest)
         views = []
         for vol in self.volumes:
             axes = [a for a in usable_axes(vol.spacing, axis_ratio) if vol.array.shape[a] >= longest]
@@ -222,12 +217,20 @@ class SliceWindowDataset(Dataset):
                 views.append((np.moveaxis(vol.array, axis, 0), vol.array.size / len(axes)))
         if not views:
             raise ValueError(f"no training volume has a high-resolution axis of at least {longest} slices (the HR "
-                             f"window for n_lr={self.n_lr} at scale {max(self.scales):g}); use smaller scales/n_lr")
+                             f"window for n_lr={self.n_lr} at scale {self.acquisition.scales.largest:g}); use smaller "
+                             "scales/n_lr")
         return views
 
-    def degradation(self, scale: float) -> Degradation:
-        """The acquisition operator used for windows at ``scale``."""
-        return self._degradations[float(scale)]
+    def degradation(self, scale: float, thickness: float = 0.0) -> Degradation:
+        """The acquisition operator of windows at ``scale`` (a profile of ``thickness`` spacings when > 0)."""
+        kind = "profile" if thickness > 0 else ("decimate" if self.kind in ("decimate", "mix") else self.kind)
+        key = (kind, float(scale), float(thickness))
+        if key not in self._degradations:
+            if len(self._degradations) > 4096:  # continuous draws: keep the cache bounded
+                self._degradations.clear()
+            self._degradations[key] = make_degradation(kind, scale, self.n_lr, profile=self.acquisition.profile,
+                                                       thickness=thickness if thickness > 0 else 1.0)
+        return self._degradations[key]
 
     def __len__(self) -> int:
         return len(self.views)  # nominal: items are drawn by key, not by position
@@ -236,7 +239,7 @@ class SliceWindowDataset(Dataset):
         rng = np.random.default_rng([self.seed, key.step, key.rank, key.index])
         weights = self._weights * (self._fits >= key.crop)  # only views that hold the batch's crop
         view = self.views[rng.choice(len(self.views), p=weights / weights.sum())][0]
-        deg = self.degradation(key.scale)
+        deg = self.degradation(key.scale, key.thickness)
         length, height, width = view.shape
         c = key.crop
         z, y, x = (int(rng.integers(0, n - k + 1)) for n, k in ((length, deg.n_hr), (height, c), (width, c)))
@@ -246,7 +249,8 @@ class SliceWindowDataset(Dataset):
         if rng.random() < 0.5:
             window = window[:, :, ::-1]
         hr = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None]
-        return {"lr": deg.forward(hr).contiguous(), "hr": hr, "scale": float(key.scale)}
+        return {"lr": deg.forward(hr).contiguous(), "hr": hr, "scale": float(key.scale),
+                "thickness": float(key.thickness)}
 
     def batches(self, batch_size: int, *, start_step: int = 0, steps: int | None = None, rank: int = 0) -> BatchPlan:
         """Batch sampler for a DataLoader (``batch_sampler=``): steps ``start_step .. steps - 1``."""
@@ -254,9 +258,10 @@ class SliceWindowDataset(Dataset):
 
 
 class BatchPlan(Sampler):
-    """Yields one list of :class:`SampleKey` per step; the scale and crop are drawn per step from the seed.
+    """Yields one list of :class:`SampleKey` per step; acquisition, scale and crop are drawn per step from the seed.
 
-    Every rank draws the same scale and crop at a step (equal shapes across DDP processes) and its own samples.
+    Every rank draws the same acquisition, scale and crop at a step (equal shapes across DDP processes) and its own
+    samples.
     """
 
     def __init__(self, dataset: SliceWindowDataset, batch_size: int, *, start_step: int = 0,
@@ -265,17 +270,25 @@ class BatchPlan(Sampler):
             raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
         self.dataset, self.batch_size, self.start, self.stop, self.rank = dataset, batch_size, start_step, steps, rank
 
-    def draw(self, step: int) -> tuple[float, int]:
-        """(scale, crop size) of ``step``."""
+    def draw(self, step: int) -> tuple[Draw, int]:
+        """(acquisition draw, crop size) of ``step``."""
         rng = np.random.default_rng([self.dataset.seed, step, 2**31])
         lo, hi = self.dataset.crop_range
-        return float(rng.choice(self.dataset.scales)), int(rng.integers(lo, hi + 1))
+        if self.dataset.acquisition.kind in ("decimate", "sample", "profile") and \
+                not self.dataset.acquisition.scales.is_range:  # the draws of earlier runs, so they resume exactly
+            a = self.dataset.acquisition
+            scale = float(rng.choice(a.scales.values))
+            thickness = a.thickness[0] if a.kind == "profile" else 0.0
+            return Draw(a.kind, scale, thickness), int(rng.integers(lo, hi + 1))
+        crop = int(rng.integers(lo, hi + 1))
+        return self.dataset.acquisition.draw(rng), crop
 
     def __iter__(self) -> Iterator[list[SampleKey]]:
         step = self.start
         while self.stop is None or step < self.stop:
-            scale, crop = self.draw(step)
-            yield [SampleKey(step, i, self.rank, scale, crop) for i in range(self.batch_size)]
+            draw, crop = self.draw(step)
+            yield [SampleKey(step, i, self.rank, draw.scale, crop, draw.kind, draw.thickness)
+                   for i in range(self.batch_size)]
             step += 1
 
     def __len__(self) -> int:

@@ -39,7 +39,8 @@ from ..evaluation.evaluate import parse_scales
 from ..models import PRESETS, build_model, save_checkpoint
 from ..models.registry import resolve_device
 from . import state as ts
-from .data import SliceWindowDataset, load_volumes, parse_crop, split_block
+from .acquisition import ScaleSpec, TrainingAcquisition
+from .data import SliceWindowDataset, load_volumes, parse_crop, split_block, usable_axes
 from .validation import Validator
 
 #: Options a resumed run may change; every other option is taken from the run folder.
@@ -62,13 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network input standardisation: (y - mean) * scale; default 1 / std of the training data")
     p.add_argument("--anchor", choices=["linear", "cubic", "none"], default=None,
                    help="range anchor B of the projection (default: the preset's, linear as in the paper)")
-    p.add_argument("--scales", default="2,3,4", help="training scales, one drawn per batch (default 2,3,4)")
+    p.add_argument("--scales", default="2,3,4", help="training scales: a list, one drawn per batch (default 2,3,4), "
+                   "or a range LOW:HIGH drawn uniformly (integers within it for decimate batches), e.g. 1.5:7")
     p.add_argument("--val-scales", help="validation scales (default: the training scales)")
     p.add_argument("--n-lr", type=int, default=4, help="observed slices per training window (paper: 4)")
     p.add_argument("--crop", default="64:256", help="in-plane crop: a size or MIN:MAX drawn per batch")
-    p.add_argument("--degradation", choices=["decimate", "sample", "profile"], default="decimate")
+    p.add_argument("--degradation", choices=["decimate", "sample", "profile", "mix"], default="decimate",
+                   help="simulated acquisition; mix: decimate batches (--decimate-share) and slice-profile ones")
     p.add_argument("--profile", choices=["box", "gaussian"], default="box")
-    p.add_argument("--thickness", type=float, default=1.0, help="slice thickness in LR spacings (profile)")
+    p.add_argument("--thickness", default="1", help="slice thickness in LR spacings (profile, mix): a value or a "
+                   "range LOW:HIGH drawn per batch, e.g. 0.75:1.5")
+    p.add_argument("--decimate-share", type=float, default=0.5, help="share of decimate batches under mix")
+    p.add_argument("--projection", choices=["pinv", "spline"], default=None,
+                   help="null-space projection P (default: the preset's, pinv as in the paper; spline: P = the "
+                   "anchor, no seam at the acquired slices)")
     p.add_argument("--axis-ratio", type=float, default=1.5, help="axes with spacing <= ratio x finest are slice axes")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--steps", type=int, default=20000, help="total optimisation steps")
@@ -97,8 +105,13 @@ def _complete(args: argparse.Namespace) -> argparse.Namespace:
     """Fill derived defaults and validate values."""
     if not args.data or not args.modality:
         raise ValueError("give --data PATH... and --modality ct|mr (or --resume DIR)")
-    args.scales = list(parse_scales(args.scales))
-    args.val_scales = list(parse_scales(args.val_scales)) if args.val_scales else args.scales
+    spec = ScaleSpec.parse(args.scales if isinstance(args.scales, str) else tuple(args.scales))
+    args.scales = spec.to_json()
+    default_val = list(spec.values) if not spec.is_range else [float(v) for v in spec.integers() if v in (2, 4)]
+    args.val_scales = list(parse_scales(args.val_scales)) if args.val_scales else (default_val or [spec.low])
+    args.thickness = str(args.thickness)
+    TrainingAcquisition(args.degradation, spec, args.profile, TrainingAcquisition.parse_thickness(args.thickness),
+                        getattr(args, "decimate_share", 0.5))
     parse_crop(args.crop)
     if args.val_block is None:
         args.val_block = 0.0 if args.val_data else 0.15
@@ -126,6 +139,7 @@ def resolve_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.resume:
         return _complete(args)
     saved = ts.load_args(Path(args.resume))
+    saved["thickness"] = str(saved.get("thickness", "1"))  # older runs stored a float
     given = {k: getattr(args, k) for k in _given(parser, argv)}
     merged = _complete(argparse.Namespace(**{**saved, **given, "out": args.resume, "argv": argv}))
     changed = sorted(k for k in saved if k not in (*RESUMABLE, "out") and saved[k] != getattr(merged, k, None))
@@ -151,16 +165,23 @@ def _setup_device(args: argparse.Namespace) -> tuple[int, int, torch.device]:
 
 
 def _prepare_data(args: argparse.Namespace) -> tuple[SliceWindowDataset, list]:
-    """Training dataset (held-out blocks removed) and validation volumes."""
+    """Training dataset (held-out blocks removed) and validation volumes.
+
+    A held-out block is cut along z only from volumes whose z is a high-resolution axis; thick volumes (their
+    in-plane axes are the training stacks) are used whole, since a block of thick slices cannot be scored.
+    """
     volumes = load_volumes(args.data, args.modality)
     val = []
     if args.val_block > 0:
-        pairs = [split_block(v, args.val_block, args.val_gap) for v in volumes]
-        volumes, val = [p[0] for p in pairs], [p[1] for p in pairs]
+        pairs = [split_block(v, args.val_block, args.val_gap) if 0 in usable_axes(v.spacing, args.axis_ratio)
+                 else (v, None) for v in volumes]
+        volumes, val = [p[0] for p in pairs], [p[1] for p in pairs if p[1] is not None]
     if args.val_data:
         val += load_volumes(args.val_data, args.modality)
-    dataset = SliceWindowDataset(volumes, args.scales, n_lr=args.n_lr, crop=args.crop, degradation=args.degradation,
-                                 profile=args.profile, thickness=args.thickness, axis_ratio=args.axis_ratio,
+    scales = args.scales if isinstance(args.scales, str) else tuple(args.scales)
+    dataset = SliceWindowDataset(volumes, scales, n_lr=args.n_lr, crop=args.crop, degradation=args.degradation,
+                                 profile=args.profile, thickness=TrainingAcquisition.parse_thickness(args.thickness),
+                                 decimate_share=getattr(args, "decimate_share", 0.5), axis_ratio=args.axis_ratio,
                                  seed=args.seed)
     return dataset, val
 
@@ -172,6 +193,13 @@ def _set_input_standardisation(args: argparse.Namespace, dataset: SliceWindowDat
     values = np.concatenate([v.array[::4, ::4, ::4].ravel() for v in dataset.volumes])
     args.input_shift = float(values.mean())
     args.input_scale = getattr(args, "input_scale", None) or float(1.0 / max(values.std(), 1e-6))
+
+
+def _val_thickness(args: argparse.Namespace) -> float:
+    """The profile thickness validation uses: 1 (thickness = spacing) when the run's range holds it, else its
+    midpoint."""
+    low, high = TrainingAcquisition.parse_thickness(str(args.thickness))
+    return 1.0 if low <= 1.0 <= high else (low + high) / 2
 
 
 @dataclass
@@ -187,9 +215,10 @@ class TrainResult:
 
 def acquisition_of(args: argparse.Namespace) -> dict:
     """The acquisition a run trains for, as stored in the model config (``ModelConfig.acquisition``)."""
-    if args.degradation == "profile":
-        return {"kind": "profile", "profile": args.profile, "thickness": float(args.thickness)}
-    return {"kind": args.degradation}
+    scales = args.scales if isinstance(args.scales, str) else tuple(args.scales)
+    return TrainingAcquisition(args.degradation, ScaleSpec.parse(scales), args.profile,
+                               TrainingAcquisition.parse_thickness(str(args.thickness)),
+                               getattr(args, "decimate_share", 0.5)).record()
 
 
 class _Run:
@@ -201,7 +230,11 @@ class _Run:
         self.state = ts.load_state(self.out) if args.resume else None
         config = PRESETS[args.preset].replace(input_shift=args.input_shift, input_scale=args.input_scale,
                                               modality=args.modality, acquisition=acquisition_of(args))
-        self.model = build_model(config.replace(anchor=args.anchor) if args.anchor else config)
+        if args.anchor:
+            config = config.replace(anchor=args.anchor)
+        if getattr(args, "projection", None):
+            config = config.replace(projection=args.projection)
+        self.model = build_model(config)
         if self.state is not None:  # the state file holds the weights too, so a resume never mixes two steps
             self.model.load_state_dict(self.state["model"])
         self.model = self.model.to(device)
@@ -238,7 +271,7 @@ def _optimise(run: _Run, net: torch.nn.Module, batch: dict, dataset: SliceWindow
     """One Adam step on the loss (L1 as in the paper, or MSE) of a batch; returns the loss."""
     y, hr = batch["lr"].to(device, non_blocking=True), batch["hr"].to(device, non_blocking=True)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        output = net(y, dataset.degradation(float(batch["scale"][0])))["output"]
+        output = net(y, dataset.degradation(float(batch["scale"][0]), float(batch["thickness"][0])))["output"]
     loss = (mse_loss if run.args.loss == "mse" else l1_loss)(output.float(), hr)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -261,7 +294,7 @@ def train(args: argparse.Namespace) -> TrainResult:
     ids = [device.index] if device.type == "cuda" else None
     net = torch.nn.parallel.DistributedDataParallel(run.model, device_ids=ids) if world > 1 else run.model
     validator = Validator(val_volumes, args.val_scales, degradation=args.degradation, device=device,
-                          profile=args.profile, thickness=args.thickness)
+                          profile=args.profile, thickness=_val_thickness(args))
     columns = ["step", "time_s", "loss", "lr", "samples_per_s"] + (validator.columns if val_volumes else [])
     log = ts.MetricLog(out / ts.LOG_FILE, columns, run.step if args.resume else None) if rank == 0 else None
     plan = dataset.batches(args.batch_size, start_step=run.step, steps=args.steps, rank=rank)

@@ -20,13 +20,21 @@ BASELINE_METHODS = ("linear", "cubic")
 MIN_LR_SLICES = 5  # after dropping s HR slices at each end, 3 acquired slices and 2 gaps remain
 
 
-def metric_columns(scales: Sequence[float]) -> list[str]:
-    """CSV columns the validation fills: PSNR per scale per method, gains over each baseline, the mean gain."""
+def metric_columns(scales: Sequence[float], tags: Sequence[str] = ("",)) -> list[str]:
+    """CSV columns the validation fills: PSNR per scale (per acquisition tag) per method, gains over each
+    baseline, the mean gain. The tag is empty for a single acquisition (``val_psnr_x4_dpnsl``), else e.g.
+    ``val_psnr_x4_profile_dpnsl``."""
     columns = []
-    for s in scales:
-        columns += [f"val_psnr_x{s:g}_{m}" for m in ("dpnsl", *BASELINE_METHODS)]
-        columns += [f"val_gain_x{s:g}_{m}" for m in BASELINE_METHODS]
+    for tag in tags:
+        for s in scales:
+            key = _key(s, tag)
+            columns += [f"val_psnr_{key}_{m}" for m in ("dpnsl", *BASELINE_METHODS)]
+            columns += [f"val_gain_{key}_{m}" for m in BASELINE_METHODS]
     return [*columns, "val_mean_gain"]
+
+
+def _key(scale: float, tag: str) -> str:
+    return f"x{scale:g}_{tag}" if tag else f"x{scale:g}"
 
 
 class Validator:
@@ -35,7 +43,8 @@ class Validator:
     Args:
         volumes: held-out blocks or volumes (each with its normaliser).
         scales: validation scales.
-        degradation, profile, thickness: the acquisition that simulates the LR input (the one trained for).
+        degradation, profile, thickness: the acquisition that simulates the LR input (the one trained for);
+            "mix" scores both decimate and the profile of ``thickness`` (columns tagged ``decimate``/``profile``).
         device: where the model runs.
         crop: centre crop in-plane (voxels).
     """
@@ -50,16 +59,21 @@ class Validator:
                 raise ValueError(f"validation volume {v.name} has {v.array.shape[0]} slices; scale "
                                  f"{max(self.scales):g} needs at least {need} ({MIN_LR_SLICES} acquired slices): raise "
                                  "--val-block or lower --val-scales")
-        self.columns = metric_columns(self.scales)
-        self.options = ProtocolOptions(crop=crop, degradation=degradation, ssim=False, device=device, profile=profile,
-                                       thickness=thickness)
-        self._baselines: dict[tuple[float, str], float] | None = None
+        kinds = ("decimate", "profile") if degradation == "mix" else (degradation,)
+        self.tags = kinds if degradation == "mix" else ("",)
+        self.columns = metric_columns(self.scales, self.tags)
+        self.options = {tag: ProtocolOptions(crop=crop, degradation=kind, ssim=False, device=device, profile=profile,
+                                             thickness=thickness) for tag, kind in zip(self.tags, kinds, strict=True)}
+        self._baselines: dict[tuple[str, float, str], float] | None = None
 
-    def _mean_psnr(self, methods: Sequence[str], model: torch.nn.Module | None) -> dict[tuple[float, str], float]:
-        scores = [s for v in self.volumes for s in score_volume(v, self.scales, methods, model=model,
-                                                                options=self.options)]
-        return {(scale, m): float(np.mean([s.psnr for s in scores if s.scale == scale and s.method == m]))
-                for scale in self.scales for m in methods}
+    def _mean_psnr(self, methods: Sequence[str], model: torch.nn.Module | None) -> dict[tuple[str, float, str], float]:
+        out = {}
+        for tag, options in self.options.items():
+            scores = [s for v in self.volumes for s in score_volume(v, self.scales, methods, model=model,
+                                                                    options=options)]
+            out.update({(tag, scale, m): float(np.mean([s.psnr for s in scores if s.scale == scale and s.method == m]))
+                        for scale in self.scales for m in methods})
+        return out
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
         """Validation metrics of ``model`` keyed by :func:`metric_columns`; the model is left in train mode."""
@@ -71,12 +85,14 @@ class Validator:
             model.train()
         metrics: dict[str, float] = {}
         gains = []
-        for s in self.scales:
-            metrics[f"val_psnr_x{s:g}_dpnsl"] = ours[(s, "dpnsl")]
-            for m in BASELINE_METHODS:
-                metrics[f"val_psnr_x{s:g}_{m}"] = self._baselines[(s, m)]
-                metrics[f"val_gain_x{s:g}_{m}"] = ours[(s, "dpnsl")] - self._baselines[(s, m)]
-            gains.append(metrics[f"val_gain_x{s:g}_linear"])
+        for tag in self.tags:
+            for s in self.scales:
+                key = _key(s, tag)
+                metrics[f"val_psnr_{key}_dpnsl"] = ours[(tag, s, "dpnsl")]
+                for m in BASELINE_METHODS:
+                    metrics[f"val_psnr_{key}_{m}"] = self._baselines[(tag, s, m)]
+                    metrics[f"val_gain_{key}_{m}"] = ours[(tag, s, "dpnsl")] - self._baselines[(tag, s, m)]
+                gains.append(metrics[f"val_gain_{key}_linear"])
         finite = [g for g in gains if math.isfinite(g)]
         metrics["val_mean_gain"] = float(np.mean(finite)) if finite else math.nan
         return metrics
