@@ -143,6 +143,11 @@ def _write_dicom_series(folder: Path, vol: Volume, uid_suffix: str, prefix: str,
         writer.Execute(slice_k)
 
 
+def _stated_position(file: Path) -> list[float]:
+    """ImagePositionPatient of one DICOM file."""
+    return [float(v) for v in sitk.ReadImage(str(file)).GetMetaData("0020|0032").split("\\")]
+
+
 def test_dicom_series_folder_reads_largest_series_with_geometry(tmp_path: Path) -> None:
     geometry = Geometry((0.6, 0.8, 2.0), (-50.0, 20.0, 7.5), _rotation(0.0, 0.0, 0.4))
     big = Volume(np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7), geometry)
@@ -170,13 +175,31 @@ def test_slice_thickness_is_read_from_dicom_and_nrrd_headers(tmp_path: Path) -> 
     assert read_volume(tmp_path / "t.nii.gz").slice_thickness is None  # NIfTI has no thickness field
 
 
-def test_dicom_series_with_a_missing_slice_is_refused_with_the_gap_named(tmp_path: Path) -> None:
+def test_dicom_series_with_a_missing_slice_is_read_onto_its_grid_at_true_positions(tmp_path: Path) -> None:
     geometry = Geometry((0.6, 0.8, 5.0), (-50.0, 20.0, 7.5), _rotation(0.0, 0.3, 0.4))
-    _write_dicom_series(tmp_path, Volume(np.zeros((8, 6, 7), dtype=np.int16), geometry), "4", "s")
+    array = np.random.default_rng(0).integers(-1000, 1000, (8, 6, 7)).astype(np.int16)
+    _write_dicom_series(tmp_path, Volume(array, geometry), "4", "s")
     (tmp_path / "s004.dcm").unlink()  # slice 4 lost: 10 mm between s003 and s005
-    with pytest.raises(ValueError, match=r"not evenly spaced \(a missing slice\): s003.dcm and s005.dcm are 10 mm "
-                                         r"apart, the median spacing is 5 mm"):
-        read_volume(tmp_path)
+    vol = read_volume(tmp_path)
+    assert vol.array.shape == (8, 6, 7) and vol.filled_slices == (4,)
+    acquired = [0, 1, 2, 3, 5, 6, 7]
+    np.testing.assert_array_equal(vol.array[acquired], array[acquired])  # every acquired slice, unchanged
+    np.testing.assert_array_equal(vol.array[4], np.round((array[3].astype(float) + array[5]) / 2).astype(np.int16))
+    assert vol.geometry.spacing == pytest.approx((0.6, 0.8, 5.0))
+    for k in acquired:  # ... at the world position its own file states
+        stated = _stated_position(tmp_path / f"s{k:03d}.dcm")
+        np.testing.assert_allclose(index_to_world(vol.geometry, np.array([k, 0, 0])), stated, atol=1e-4)
+
+
+def test_dicom_series_with_two_gaps_fills_each_row(tmp_path: Path) -> None:
+    geometry = Geometry((0.6, 0.8, 2.5))
+    array = np.arange(10 * 2 * 2, dtype=np.int16).reshape(10, 2, 2) * 3
+    _write_dicom_series(tmp_path, Volume(array, geometry), "7", "s")
+    for k in (2, 6, 7):
+        (tmp_path / f"s{k:03d}.dcm").unlink()
+    vol = read_volume(tmp_path)
+    assert vol.filled_slices == (2, 6, 7)
+    np.testing.assert_array_equal(vol.array, array)  # a linear ramp is filled exactly
 
 
 def test_dicom_series_with_variable_spacing_is_refused(tmp_path: Path) -> None:
@@ -188,7 +211,8 @@ def test_dicom_series_with_variable_spacing_is_refused(tmp_path: Path) -> None:
     writer.KeepOriginalImageUIDOn()
     writer.SetFileName(str(tmp_path / "s005.dcm"))
     writer.Execute(image)
-    with pytest.raises(ValueError, match=r"irregular or overlapping slices\): s004.dcm and s005.dcm are 7 mm apart"):
+    with pytest.raises(ValueError, match=r"irregular or overlapping slices\): s004.dcm and s005.dcm are 7 mm apart.*"
+                                         r"not a whole number of spacings"):
         read_volume(tmp_path)
 
 
@@ -323,3 +347,19 @@ def test_lr_slice_j_sits_at_hr_index_j_times_scale(tmp_path: Path, scale: float,
     lr_world = index_to_world(ROTATED, lr_index)
     np.testing.assert_allclose(index_to_world(hr_geometry, hr_index), lr_world, atol=1e-9)
     np.testing.assert_allclose(index_to_world(read_back, hr_index), lr_world, atol=ATOL_MM * 10)
+
+
+def test_a_series_with_a_missing_slice_upsamples_with_every_acquired_slice_in_place(tmp_path: Path) -> None:
+    from DPNSLCore import upsample
+
+    geometry = Geometry((0.6, 0.8, 5.0), (-50.0, 20.0, 7.5), _rotation(0.0, 0.3, 0.4))
+    array = np.random.default_rng(1).integers(-900, 900, (9, 16, 16)).astype(np.int16)
+    _write_dicom_series(tmp_path, Volume(array, geometry), "8", "s")
+    (tmp_path / "s005.dcm").unlink()
+    res = upsample(read_volume(tmp_path), 5, degradation="decimate", device="cpu")
+    assert any("1 slice(s) missing from the series (rows 5 of 9" in n for n in res.notes)
+    out = res.to_volume()
+    for k in (0, 1, 2, 3, 4, 6, 7, 8):
+        np.testing.assert_array_equal(out.array[5 * k], array[k])
+        stated = _stated_position(tmp_path / f"s{k:03d}.dcm")
+        np.testing.assert_allclose(index_to_world(out.geometry, np.array([5 * k, 0, 0])), stated, atol=1e-4)

@@ -88,6 +88,17 @@ def _as_array(volume: np.ndarray | Volume | torch.Tensor) -> tuple[np.ndarray, G
     return array, geometry
 
 
+def _filled_note(volume: object) -> list[str]:
+    """What the reader did about slices missing from a series (see :func:`DPNSLCore.io.volumes.read_volume`)."""
+    filled = volume.filled_slices if isinstance(volume, Volume) else ()
+    if not filled:
+        return []
+    n = volume.array.shape[0]
+    return [f"{len(filled)} slice(s) missing from the series (rows {', '.join(map(str, filled))} of {n} on its "
+            f"regular grid): filled by linear interpolation of their acquired neighbours; the {n - len(filled)} "
+            "acquired slices keep their true world positions"]
+
+
 def _output_dtype(output_dtype: Any, array: np.ndarray) -> np.dtype:
     """None/"float32" -> float32; "input" -> the input's dtype for integer inputs, else float32; or a numpy dtype."""
     if output_dtype is None:
@@ -253,7 +264,7 @@ def upsample(
                               thickness=thickness, profile=profile)
     plan = request.resolve(array.shape, geometry=geometry, slice_thickness=header, trained_acquisition=trained)
     deg = plan.degradation_operator()
-    notes = list(plan.notes)
+    notes = list(plan.notes) + _filled_note(volume)
     source = kind = None
     degrees: tuple[int, ...] = ()
     if choice is not None:

@@ -113,6 +113,9 @@ class Volume:
         geometry: where the grid sits in the world; defaults to unit spacing at the origin.
         slice_thickness: thickness (mm) of the slices along numpy axis 0 (the file's slice axis) as the header
             states it (DICOM SliceThickness, NRRD ``thicknesses``); None when the header has none (NIfTI, MHA).
+        filled_slices: indices along numpy axis 0 of slices that were not acquired: a DICOM series with missing
+            files is read onto its regular grid, each gap filled by linear interpolation of its acquired
+            neighbours (see :func:`read_volume`); empty for complete data.
 
     Raises:
         TypeError: if ``array`` is not a numpy array or ``geometry`` not a :class:`Geometry`.
@@ -122,6 +125,7 @@ class Volume:
     array: np.ndarray
     geometry: Geometry = Geometry()
     slice_thickness: float | None = None
+    filled_slices: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.array, np.ndarray):
@@ -132,6 +136,10 @@ class Volume:
             raise TypeError(f"`geometry` must be a Geometry, got {type(self.geometry).__name__}")
         if self.slice_thickness is not None and not (math.isfinite(self.slice_thickness) and self.slice_thickness > 0):
             raise ValueError(f"`slice_thickness` must be a positive number of mm or None, got {self.slice_thickness!r}")
+        object.__setattr__(self, "filled_slices", tuple(int(k) for k in self.filled_slices))
+        if any(not 0 <= k < self.array.shape[0] for k in self.filled_slices):
+            raise ValueError(f"`filled_slices` must be indices along axis 0 (< {self.array.shape[0]}), got "
+                             f"{self.filled_slices}")
 
 
 def volume_to_sitk(volume: Volume) -> sitk.Image:
@@ -181,8 +189,8 @@ def volume_from_sitk(image: sitk.Image, source: str = "image") -> Volume:
     return Volume(sitk.GetArrayFromImage(image), Geometry.from_sitk(image))
 
 
-def _read_dicom_series(folder: Path) -> tuple[sitk.Image, float | None]:
-    """Read the DICOM series with the most files in ``folder`` (not recursive), and its slice thickness."""
+def _read_dicom_series(folder: Path) -> Volume:
+    """Read the DICOM series with the most files in ``folder`` (not recursive) onto its regular slice grid."""
     series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not series_ids:
         raise ValueError(
@@ -190,10 +198,14 @@ def _read_dicom_series(folder: Path) -> tuple[sitk.Image, float | None]:
             "DICOM files of one series, or a NIfTI (.nii/.nii.gz), NRRD or MHA/MHD file"
         )
     files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids), key=len)
-    check_slice_positions(files)
+    lattice = slice_lattice(files)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
-    return reader.Execute(), _dicom_thickness(files[0])
+    volume = volume_from_sitk(reader.Execute(), source=repr(str(folder)))
+    thickness = _dicom_thickness(files[0])
+    if lattice is None or lattice.index[-1] == len(files) - 1:
+        return Volume(volume.array, volume.geometry, thickness)
+    return _onto_lattice(volume, lattice, thickness)
 
 
 _GAP_TOLERANCE = 0.01  # relative deviation of a slice step from the median step that counts as irregular
@@ -212,20 +224,37 @@ def _slice_position(path: str) -> tuple[np.ndarray, np.ndarray] | None:
     return position, np.cross(row, col)
 
 
-def check_slice_positions(files: list[str] | tuple[str, ...]) -> None:
-    """Refuse a DICOM series whose slices are not evenly spaced (a missing slice, variable spacing, overlaps).
+@dataclass(frozen=True)
+class SliceLattice:
+    """Where the files of a DICOM series sit on its regular slice grid.
+
+    Attributes:
+        index: (n_files,) grid index of each file (0 for the first; consecutive when no slice is missing).
+        step: the grid spacing in mm (the median distance between neighbouring files).
+        positions: (n_files,) position of each file along the slice normal, in mm.
+    """
+
+    index: np.ndarray
+    step: float
+    positions: np.ndarray
+
+
+def slice_lattice(files: list[str] | tuple[str, ...]) -> SliceLattice | None:
+    """The regular grid of a DICOM series from ImagePositionPatient of every file, or None without positions.
 
     SimpleITK reports one spacing for the series (from the first slices), so a gap would silently put every
-    slice after it at a wrong world position; this reads ImagePositionPatient of every file instead.
+    slice after it at a wrong world position. Steps that are whole multiples of the median step are missing
+    slices (handled: :func:`read_volume` reads the series onto the grid); any other step is refused.
 
     Raises:
-        ValueError: naming the files on either side of the irregular step, the step and the median spacing.
+        ValueError: variable spacing or overlapping slices, naming the files on either side of the irregular
+            step, the step and the median spacing.
     """
     if len(files) < 3:
-        return
+        return None
     info = [_slice_position(f) for f in files]
     if any(i is None for i in info):
-        return  # no positions in the headers: nothing to check against
+        return None  # no positions in the headers: nothing to check against
     normal = info[0][1]
     along = np.array([float(pos @ normal) for pos, _ in info])
     steps = np.diff(along)
@@ -233,16 +262,40 @@ def check_slice_positions(files: list[str] | tuple[str, ...]) -> None:
     if median == 0 or not np.all(np.isfinite(steps)):
         raise ValueError(f"the DICOM series in {str(Path(files[0]).parent)!r} has slices at one position; it is "
                          "not a 3-D stack (several series or repeated acquisitions in one folder?)")
-    bad = np.flatnonzero(np.abs(steps - median) > _GAP_TOLERANCE * abs(median))
+    multiples = steps / median
+    whole = np.round(multiples)
+    bad = np.flatnonzero((whole < 1) | (np.abs(multiples - whole) > _GAP_TOLERANCE))
     if bad.size:
         k = int(bad[0])
-        what = "a missing slice" if steps[k] / median > 1.5 else "irregular or overlapping slices"
         raise ValueError(
-            f"the DICOM series is not evenly spaced ({what}): {Path(files[k]).name} and {Path(files[k + 1]).name} "
-            f"are {abs(steps[k]):.4g} mm apart, the median spacing is {abs(median):.4g} mm ({bad.size} irregular "
-            "step(s)); DPNSL would place the slices after it at wrong positions: export the complete series, or "
-            "resample it to even spacing first"
+            f"the DICOM series is not evenly spaced (irregular or overlapping slices): {Path(files[k]).name} and "
+            f"{Path(files[k + 1]).name} are {abs(steps[k]):.4g} mm apart, the median spacing is {abs(median):.4g} "
+            f"mm ({bad.size} irregular step(s)), and that is not a whole number of spacings (a missing slice "
+            "would be): DPNSL would place the slices after it at wrong positions; export the complete series, "
+            "or resample it to even spacing first"
         )
+    index = np.concatenate([[0], np.cumsum(whole.astype(np.int64))])
+    return SliceLattice(index, abs(median), along)
+
+
+def _onto_lattice(volume: Volume, lattice: SliceLattice, thickness: float | None) -> Volume:
+    """Place the acquired slices of ``volume`` on their grid rows and fill the missing rows linearly."""
+    n = int(lattice.index[-1]) + 1
+    acquired = lattice.index
+    full = np.empty((n, *volume.array.shape[1:]), dtype=volume.array.dtype)
+    full[acquired] = volume.array
+    missing = np.setdiff1d(np.arange(n), acquired)
+    after = np.searchsorted(acquired, missing)  # the acquired neighbours on either side of each gap
+    lo, hi = acquired[after - 1], acquired[after]
+    weight = ((missing - lo) / (hi - lo)).reshape(-1, 1, 1)
+    below, above = full[lo].astype(np.float64), full[hi].astype(np.float64)
+    filled = below + weight * (above - below)
+    if np.issubdtype(full.dtype, np.integer):
+        filled = np.round(filled)
+    full[missing] = filled.astype(full.dtype)
+    g = volume.geometry
+    geometry = Geometry((g.spacing[0], g.spacing[1], lattice.step), g.origin, g.direction)
+    return Volume(full, geometry, thickness, tuple(int(k) for k in missing))
 
 
 def read_volume(path: str | Path) -> Volume:
@@ -251,6 +304,11 @@ def read_volume(path: str | Path) -> Volume:
     Args:
         path: a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) file, or a folder holding a
             DICOM series (when it holds several, the one with the most files is read).
+
+    A DICOM series is placed by ImagePositionPatient of every file, not by the spacing of its first slices: a
+    series with missing files (a step that is a whole number of spacings) is read onto its regular grid, each
+    acquired slice in its own row at its true world position, the missing rows filled by linear interpolation
+    of their acquired neighbours and listed in ``Volume.filled_slices``; any other irregular step is refused.
 
     Returns:
         The :class:`Volume`, array (Z, Y, X) in the file's pixel type (DICOM rescale slope/intercept applied).
@@ -264,8 +322,9 @@ def read_volume(path: str | Path) -> Volume:
     if not path.exists():
         raise FileNotFoundError(f"`path` does not exist: {str(path)!r}; check the spelling and the folder")
     try:
-        image, thickness = _read_dicom_series(path) if path.is_dir() else (sitk.ReadImage(str(path)),
-                                                                           _nrrd_thickness(path))
+        if path.is_dir():
+            return _read_dicom_series(path)
+        image, thickness = sitk.ReadImage(str(path)), _nrrd_thickness(path)
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise ValueError(
