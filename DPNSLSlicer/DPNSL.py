@@ -7,8 +7,9 @@ import numpy as np
 import slicer
 import vtk
 from DPNSLLib import display, torchsetup
-from DPNSLLib.choices import DegradationModel, DeviceChoice, ModelChoice, ScaleMode
-from DPNSLLib.logic import SliceSuperResolutionLogic, importCore
+from DPNSLLib.choices import DegradationModel, DeviceChoice, ModelChoice, ProfileShape, ScaleMode
+from DPNSLLib.logic import SliceSuperResolutionLogic
+from DPNSLLib.presenter import PanelPresenter, PanelState
 from DPNSLLib.volumes import ijkToRasArray
 from slicer import vtkMRMLPlotChartNode, vtkMRMLScalarVolumeNode, vtkMRMLTableNode
 from slicer.i18n import tr as _
@@ -104,7 +105,8 @@ class DPNSLParameterNode:
     scaleMode - whether `scale` or `targetSpacing` defines the new grid.
     scale - HR slices per observed slice spacing.
     targetSpacing - wanted slice spacing in mm.
-    degradation / thickness - how the slices were acquired (thickness in slice spacings, profile only).
+    degradation / profile / thicknessMm - how the slices were acquired (slice profile: its shape and thickness in
+        mm, 0 = the slice spacing).
     model / checkpointPath - bundled CT or MR weights, or a checkpoint file.
     device - where the network runs.
     outputVolume - volume to write (None: a new volume on every run; never the input).
@@ -118,7 +120,8 @@ class DPNSLParameterNode:
     scale: Annotated[float, WithinRange(1.01, 16.0)] = 4.0
     targetSpacing: Annotated[float, WithinRange(0.01, 50.0)] = 1.0
     degradation: DegradationModel = DegradationModel.AUTO
-    thickness: Annotated[float, WithinRange(0.1, 10.0)] = 1.0
+    profile: ProfileShape = ProfileShape.BOX
+    thicknessMm: Annotated[float, WithinRange(0.0, 100.0)] = 0.0
     model: ModelChoice = ModelChoice.CT
     checkpointPath: Path
     device: DeviceChoice = DeviceChoice.AUTO
@@ -137,16 +140,16 @@ class DPNSLParameterNode:
 
 
 class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Thin panel: the .ui binds to the parameter node; each button runs one Logic call."""
+    """Thin view: the .ui binds to the parameter node; every decision (what is enabled, what a click does, the
+    status) lives in DPNSLLib.presenter.PanelPresenter, tested headless. This class only copies them onto Qt."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)  # needed for parameter node observation
         self.logic = None
+        self.presenter = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._running = False
-        self._cancelRequested = False
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -160,6 +163,7 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.logic = DPNSLLogic()
+        self.presenter = PanelPresenter(self.logic, self)
 
         # These connections ensure that we update parameter node when scene is closed
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
@@ -169,7 +173,6 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
-        self._setRunning(False)
 
         # Make sure parameter node is initialized (needed for module reload)
         self.initializeParameterNode()
@@ -195,7 +198,7 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._refresh)
 
     def onSceneStartClose(self, caller, event) -> None:
         """Called just before the scene is closed."""
@@ -218,103 +221,66 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Set and observe parameter node; the GUI follows it through the SlicerParameterName bindings."""
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._refresh)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             # Note: in the .ui file, a Qt dynamic property called "SlicerParameterName" is set on each
             # ui element that needs connection.
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self._checkCanApply()
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._refresh)
+            self._refresh()
 
-    def _checkCanApply(self, caller=None, event=None) -> None:
-        """Enable what applies to the current choices, show the resulting grid, and say why Apply is off."""
-        p = self._parameterNode
-        byFactor = p.scaleMode == ScaleMode.FACTOR
-        self.ui.scaleSpinBox.enabled = byFactor
-        self.ui.targetSpacingSpinBox.enabled = not byFactor
-        self.ui.thicknessSpinBox.enabled = p.degradation == DegradationModel.PROFILE
-        self.ui.checkpointPathLineEdit.enabled = p.model == ModelChoice.CHECKPOINT
-        self.ui.referenceSelector.enabled = not p.simulateReference
-        reason = self.logic.checkRequest(p)
-        self.ui.gridLabel.text = self.logic.gridSummary(p.inputVolume, **self.logic.scaleArguments(p),
-                                                        degradation=p.degradation.value,
-                                                        thickness=p.thickness) if p.inputVolume else ""
-        self.ui.applyButton.enabled = not reason and not self._running
-        self.ui.applyButton.toolTip = reason or _("Upsample the input volume along its slice axis")
-        compareReason = reason or ("" if p.simulateReference or p.referenceVolume else _("Select a reference volume"))
-        self.ui.compareButton.enabled = not compareReason and not self._running
-        self.ui.compareButton.toolTip = compareReason or _("Per-slice MAE of linear, cubic and DP-NSL")
+    def _refresh(self, caller=None, event=None) -> None:
+        self.presenter.refresh(self._parameterNode)
 
-    def _setRunning(self, running: bool, message: str = "") -> None:
-        self._running = running
-        self._cancelRequested = False
-        self.ui.cancelButton.enabled = running
-        self.ui.applyButton.enabled = not running
-        self.ui.compareButton.enabled = not running
-        self.ui.progressBar.visible = running
-        self.ui.progressBar.value = 0
-        if message:
-            self.ui.statusLabel.text = message
+    # ---- PanelView: what the presenter shows ---------------------------------------------------------------
+    def showState(self, state: PanelState) -> None:
+        self.ui.scaleSpinBox.enabled = state.scaleEnabled
+        self.ui.targetSpacingSpinBox.enabled = state.spacingEnabled
+        self.ui.profileComboBox.enabled = state.profileEnabled
+        self.ui.thicknessSpinBox.enabled = state.profileEnabled
+        self.ui.checkpointPathLineEdit.enabled = state.checkpointEnabled
+        self.ui.referenceSelector.enabled = state.referenceEnabled
+        self.ui.gridLabel.text = state.grid
+        self.ui.applyButton.enabled = state.applyEnabled
+        self.ui.applyButton.toolTip = _(state.applyTip)
+        self.ui.compareButton.enabled = state.compareEnabled
+        self.ui.compareButton.toolTip = _(state.compareTip)
+        self.ui.cancelButton.enabled = state.running
+        self.ui.progressBar.visible = state.running
 
-    def _onProgress(self, fraction: float, message: str) -> None:
+    def showStatus(self, text: str, toolTip: str = "") -> None:
+        self.ui.statusLabel.text = _(text)
+        self.ui.statusLabel.toolTip = toolTip
+
+    def showProgress(self, fraction: float, message: str) -> None:
         self.ui.progressBar.value = int(round(100 * max(0.0, min(1.0, fraction))))
         self.ui.statusLabel.text = message
-        slicer.app.processEvents()
+        slicer.app.processEvents()  # draws the progress and lets a Cancel click through
 
+    def showDevice(self, text: str) -> None:
+        self.ui.deviceLabel.text = text
+
+    def showResults(self, nodes, showParts: bool, showRouting: bool) -> None:
+        self.logic.showResults(nodes, showParts, showRouting)
+
+    def showChart(self, chart) -> None:
+        slicer.modules.plots.logic().ShowChartInLayout(chart)
+
+    # ---- clicks ------------------------------------------------------------------------------------------
     def onCancelButton(self) -> None:
-        self._cancelRequested = True
-        self.ui.statusLabel.text = _("Cancelling...")
-
-    def _runGuarded(self, work) -> None:
-        """Install torch after asking, run ``work`` with progress/cancel, and report a cancel as a status."""
-        if not self.logic.setupPythonRequirements(askConfirmation=True):
-            self.ui.statusLabel.text = _("PyTorch is required; nothing was run.")
-            return
-        self.ui.deviceLabel.text = torchsetup.deviceSummary()
-        cancelled = importCore().Cancelled
-        self._setRunning(True, _("Running..."))
-        try:
-            work()
-        except cancelled:
-            self.ui.statusLabel.text = _("Cancelled; no output was written.")
-        finally:
-            self._setRunning(False)
-            self._checkCanApply()
+        self.presenter.cancel()
 
     def onApplyButton(self) -> None:
         """Run processing when user clicks "Upsample" button."""
         # no wait cursor: the install dialogs may appear first, and a run shows its own progress bar and Cancel
         with slicer.util.tryWithErrorDisplay(_("Failed to upsample the volume."), waitCursor=False):
-            self._runGuarded(self._upsample)
-
-    def _upsample(self) -> None:
-        p = self._parameterNode
-        wantParts = bool(p.showParts or p.showRouting)  # parts cost several output volumes: only when shown
-        result = self.logic.upsample(p.inputVolume, **self.logic.requestArguments(p), method="dpnsl",
-                                     outputNode=p.outputVolume, returnParts=wantParts, progress=self._onProgress,
-                                     cancel=lambda: self._cancelRequested)
-        output, nodes = result if wantParts else (result, display.PartNodes(p.inputVolume, result))
-        p.outputVolume = output  # the next Upsample writes into this volume instead of creating another
-        self.logic.showResults(nodes, p.showParts, p.showRouting)
-        self.ui.statusLabel.text = _("Done: {name} (max |A x - y| = {error})").format(
-            name=output.GetName(), error=output.GetAttribute("DPNSL.consistencyError"))
-        self.ui.statusLabel.toolTip = (output.GetAttribute("DPNSL.notes") or "").replace(" | ", "\n")
+            self.presenter.upsample(self._parameterNode)
 
     def onCompareButton(self) -> None:
         """Per-slice MAE curves of linear, cubic and DP-NSL, shown in a plot view."""
         with slicer.util.tryWithErrorDisplay(_("Failed to compare the methods."), waitCursor=False):
-            self._runGuarded(self._compare)
-
-    def _compare(self) -> None:
-        p = self._parameterNode
-        reference = None if p.simulateReference else p.referenceVolume
-        table, chart = self.logic.compare(p.inputVolume, reference, **self.logic.requestArguments(p),
-                                          tableNode=p.compareTable, chartNode=p.compareChart,
-                                          progress=self._onProgress, cancel=lambda: self._cancelRequested)
-        p.compareTable, p.compareChart = table, chart
-        slicer.modules.plots.logic().ShowChartInLayout(chart)
-        self.ui.statusLabel.text = _("Compared: see the chart and table '{table}'").format(table=table.GetName())
+            self.presenter.compare(self._parameterNode)
 
 
 #
@@ -338,29 +304,6 @@ class DPNSLLogic(ScriptedLoadableModuleLogic, SliceSuperResolutionLogic):
 
     def getParameterNode(self):
         return DPNSLParameterNode(super().getParameterNode())
-
-    def scaleArguments(self, p: DPNSLParameterNode) -> dict:
-        """``scale`` or ``spacing`` keyword for the Logic calls, from the panel's scale mode."""
-        return {"scale": p.scale} if p.scaleMode == ScaleMode.FACTOR else {"spacing": p.targetSpacing}
-
-    def requestArguments(self, p: DPNSLParameterNode) -> dict:
-        """Keyword arguments of :meth:`upsample` / :meth:`compare` from the parameter node."""
-        return dict(self.scaleArguments(p), degradation=p.degradation.value, thickness=p.thickness,
-                    model=self.modelSpec(p.model.value, p.checkpointPath), device=p.device.value)
-
-    def checkRequest(self, p: DPNSLParameterNode) -> str:
-        """Why the panel's request cannot run (shown as the Upsample tooltip), or "" when it can."""
-        unsupported = torchsetup.unsupportedPython()
-        if unsupported:
-            return unsupported
-        try:
-            if p.outputVolume and p.inputVolume and p.outputVolume.GetID() == p.inputVolume.GetID():
-                return _("The output must differ from the input: pick another output or 'Create new volume'")
-            self.plan(p.inputVolume, **self.scaleArguments(p), degradation=p.degradation.value, thickness=p.thickness)
-            self.modelSpec(p.model.value, p.checkpointPath)
-        except ValueError as error:
-            return str(error)
-        return ""
 
     def showResults(self, nodes, showParts: bool = True, showRouting: bool = False) -> None:
         """Switch to the DPNSL layout: input, anchor, detail, output side by side, routing maps below."""

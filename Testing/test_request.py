@@ -72,6 +72,20 @@ def test_describe_names_axis_counts_spacings_and_acquisition():
     assert plan.describe() == "axis 0 (z): 48 slices x 5 mm -> 236 slices x 1 mm (scale 5), decimate"
     profile = UpsampleRequest(scale=3, degradation="profile", thickness=1.5).resolve((4, 2, 2))
     assert profile.acquisition_text() == "box profile, thickness 1.5 spacings"
+    in_mm = UpsampleRequest(scale=5, degradation="profile").resolve((48, 8, 8), spacing_zyx=(5.0, 0.6, 0.6))
+    assert in_mm.describe() == ("axis 0 (z): 48 slices x 5 mm -> 236 slices x 1 mm (scale 5), box profile, 5 mm "
+                                "thick every 5 mm")
+
+
+def test_thickness_in_mm_is_divided_by_the_slice_spacing():
+    plan = UpsampleRequest(scale=2, degradation="profile", thickness_mm=7.5).resolve(
+        (4, 4, 4), spacing_zyx=(1.0, 1.0, 5.0), slice_thickness=2.0)
+    assert plan.slice_axis == 2 and plan.thickness == 1.5  # over the slice axis' spacing; beats the header
+    assert "profile thickness 7.5 mm = 1.5 spacings (given)" in plan.notes
+    with pytest.raises(ValueError, match="at most one of `thickness`"):
+        UpsampleRequest(scale=2, thickness=1, thickness_mm=5)
+    with pytest.raises(ValueError, match="`thickness_mm` needs the input's geometry"):
+        UpsampleRequest(scale=2, degradation="profile", thickness_mm=5).resolve((4, 4, 4))
 
 
 def test_grid_rule_matches_hr_length():

@@ -84,3 +84,20 @@ def test_importing_the_command_module_keeps_the_function_callable():
 
     result = DPNSLCore.upsample(np.zeros((3, 4, 4), np.float32), 2, method="linear")
     assert result.volume.shape == (5, 4, 4)
+
+
+def test_the_acquisition_of_a_model_is_read_without_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from DPNSLCore.models.registry import load_model
+    from DPNSLCore.resources import model_acquisition
+
+    for name in ("ct", "mr"):
+        assert model_acquisition(name) == load_model(name).config.acquisition
+    assert model_acquisition(tmp_path / "missing.safetensors") is None
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    assert model_acquisition(tmp_path / "junk.safetensors") is None
+    code = ("import sys; sys.modules['torch'] = None; from DPNSLCore.resources import model_acquisition; "
+            "model_acquisition('ct'); print('ok')")  # importing torch would raise
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "ok"

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, default="box", help="slice profile for --degradation profile")
     p.add_argument("--thickness", type=float, default=None,
                    help="slice thickness in slice spacings (profile); default: the header's, else 1")
+    p.add_argument("--thickness-mm", type=float, default=None,
+                   help="slice thickness in mm (profile), instead of --thickness")
     p.add_argument("--slice-axis", default="auto", choices=["auto", "0", "1", "2"],
                    help="numpy axis of the slices (0 = the file's third axis); auto = largest spacing")
     p.add_argument("--checkpoint", "--model", dest="model", default=None,
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tiling = TilingOptions(tile_size=args.tile_size, z_window=args.z_window)
         request = UpsampleRequest(scale=args.scale, spacing=args.spacing, degradation=args.degradation,
-                                  thickness=args.thickness, profile=args.profile,
+                                  thickness=args.thickness, profile=args.profile, thickness_mm=args.thickness_mm,
                                   slice_axis="auto" if args.slice_axis == "auto" else int(args.slice_axis))
         check_output(output, source, args.overwrite)
         parts_dir = Path(args.save_parts) if args.save_parts else None
@@ -156,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore", UserWarning)  # the same text is in result.notes, printed below
             result = upsample(volume, args.scale, spacing=args.spacing, model=args.model, method=args.method,
                               degradation=args.degradation, thickness=args.thickness, profile=args.profile,
-                              slice_axis=request.slice_axis, modality=args.modality, device=args.device,
+                              thickness_mm=args.thickness_mm, slice_axis=request.slice_axis,
+                              modality=args.modality, device=args.device,
                               return_parts=parts_dir is not None, tiling=tiling, output_dtype=args.output_dtype,
                               allow_untrained=args.allow_untrained, progress=progress)
         progress.close()

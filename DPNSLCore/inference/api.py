@@ -201,6 +201,7 @@ def upsample(
     method: str = "dpnsl",
     degradation: str = "auto",
     thickness: float | None = None,
+    thickness_mm: float | None = None,
     profile: str = "box",
     slice_axis: int | str | None = "auto",
     modality: str = "auto",
@@ -225,7 +226,7 @@ def upsample(
         degradation: how the input was acquired: "auto" (the model's training acquisition when it recorded a slice
             profile, else decimate for integer scales and sample otherwise), "decimate", "sample" or "profile";
             thickness, profile: the slice profile of "profile" (thickness in spacings; None: the header's slice
-            thickness over the spacing, else 1).
+            thickness over the spacing, else 1); thickness_mm: the thickness in mm instead.
         slice_axis: numpy axis of the slices, or "auto": the largest spacing of a Volume (axis 0 for arrays).
         modality: "auto", "ct" or "mr": picks the shipped model and the intensity rule.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
@@ -261,7 +262,7 @@ def upsample(
         choice = _choose_model(model, array, modality, intensity, dev, allow_untrained)
         trained = choice.model.config.acquisition
     request = UpsampleRequest(scale=scale, spacing=spacing, slice_axis=slice_axis, degradation=degradation,
-                              thickness=thickness, profile=profile)
+                              thickness=thickness, profile=profile, thickness_mm=thickness_mm)
     plan = request.resolve(array.shape, geometry=geometry, slice_thickness=header, trained_acquisition=trained)
     deg = plan.degradation_operator()
     notes = list(plan.notes) + _filled_note(volume)

@@ -58,6 +58,7 @@ class UpsampleRequest:
         degradation: acquisition model "decimate", "sample", "profile" or "auto".
         thickness: slice thickness (box width or Gaussian FWHM) in observed slice spacings, for "profile"; None:
             the header's slice thickness divided by the spacing when the file states one, else 1 (= the spacing).
+        thickness_mm: the same in mm (needs the volume's spacing); give at most one of the two.
         profile: "box" or "gaussian", for "profile".
 
     Raises:
@@ -70,6 +71,7 @@ class UpsampleRequest:
     degradation: str = "auto"
     thickness: float | None = None
     profile: str = "box"
+    thickness_mm: float | None = None
 
     def __post_init__(self) -> None:
         if (self.scale is None) == (self.spacing is None):
@@ -88,6 +90,11 @@ class UpsampleRequest:
             raise ValueError(f"`profile` must be one of {PROFILES}, got {self.profile!r}")
         if self.thickness is not None:
             _check_thickness(self.thickness)
+        if self.thickness_mm is not None:
+            if self.thickness is not None:
+                raise ValueError("give at most one of `thickness` (in slice spacings) and `thickness_mm`")
+            if not (_is_number(self.thickness_mm) and self.thickness_mm > 0):
+                raise ValueError(f"`thickness_mm` must be a positive number of mm, got {self.thickness_mm!r}")
 
     def resolve(self, shape_zyx: tuple[int, int, int], *, geometry: Geometry | None = None,
                 spacing_zyx: tuple[float, float, float] | None = None,
@@ -152,6 +159,14 @@ class UpsampleRequest:
             notes.append(f"{n_lr} slices, {header:.4g} mm thick every {current:.4g} mm (from the header)")
         if self.thickness is not None:
             return float(self.thickness)
+        if self.thickness_mm is not None:
+            if current is None:
+                raise ValueError("`thickness_mm` needs the input's geometry: pass a Volume, or give `thickness` in "
+                                 "slice spacings")
+            thickness = _check_thickness(float(self.thickness_mm) / current)
+            if kind == "profile":
+                notes.append(f"profile thickness {self.thickness_mm:.4g} mm = {thickness:.4g} spacings (given)")
+            return thickness
         if header is not None and current is not None:
             thickness = _check_thickness(header / current)
             if kind == "profile":
@@ -215,10 +230,14 @@ class UpsamplePlan:
         return None if self.input_spacing is None else self.input_spacing / self.scale
 
     def acquisition_text(self) -> str:
-        """The acquisition model in words, e.g. 'decimate' or 'box profile, thickness 1.5 spacings'."""
-        if self.degradation == "profile":
+        """The acquisition model in words: 'decimate', 'box profile, thickness 1.5 spacings', or with the
+        spacing known 'box profile, 7.5 mm thick every 5 mm'."""
+        if self.degradation != "profile":
+            return self.degradation
+        if self.input_spacing is None:
             return f"{self.profile} profile, thickness {self.thickness:g} spacings"
-        return self.degradation
+        return (f"{self.profile} profile, {self.thickness * self.input_spacing:.4g} mm thick every "
+                f"{self.input_spacing:.4g} mm")
 
     def describe(self) -> str:
         """One line: 'axis 0 (z): 48 slices x 5 mm -> 236 slices x 1 mm (scale 5), decimate'."""

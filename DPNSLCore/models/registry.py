@@ -5,34 +5,15 @@ The modality a model was trained for lives in its config (``model.config.modalit
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..resources import MODELS_DIR
+from ..resources import SHIPPED, shipped_path, weight_dirs
 from .checkpoint import load_checkpoint
 from .config import PRESETS
 from .network import DPNSL, build_model
-
-#: Shipped default models: name -> file name, searched in weight_dirs().
-SHIPPED = {"ct": "dpnsl_ct.safetensors", "mr": "dpnsl_mr.safetensors"}
-
-
-def weight_dirs() -> list[Path]:
-    """Where shipped weights are looked up, in order: $DPNSL_WEIGHTS_DIR, then the package's resources."""
-    dirs = [Path(os.environ["DPNSL_WEIGHTS_DIR"])] if os.environ.get("DPNSL_WEIGHTS_DIR") else []
-    return [*dirs, MODELS_DIR]
-
-
-def shipped_path(name: str) -> Path | None:
-    """Path of the shipped weights called ``name`` ("ct" or "mr"), or None when not installed."""
-    for folder in weight_dirs():
-        candidate = folder / SHIPPED[name]
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

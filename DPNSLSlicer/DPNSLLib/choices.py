@@ -29,11 +29,21 @@ class DegradationModel(enum.Enum):
 
     def label(self) -> str:
         return {
-            "auto": "Automatic (decimate for integer scales, else sample)",
-            "decimate": "Decimate (keep every s-th slice, integer s)",
+            "auto": "Automatic (the model's: slice profile for real thick slices)",
+            "decimate": "Decimate (keep every s-th slice, integer s: the paper's simulation)",
             "sample": "Sample (any real s > 1)",
-            "profile": "Slice profile (thick slices, box of given thickness)",
+            "profile": "Slice profile (thick slices averaged over their thickness)",
         }[self.value]
+
+
+class ProfileShape(enum.Enum):
+    """The shape of a thick slice's profile along the slice axis (its width is the slice thickness)."""
+
+    BOX = "box"
+    GAUSSIAN = "gaussian"
+
+    def label(self) -> str:
+        return {"box": "Box (thickness = width)", "gaussian": "Gaussian (thickness = FWHM)"}[self.value]
 
 
 class ModelChoice(enum.Enum):

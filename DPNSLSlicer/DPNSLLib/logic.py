@@ -13,7 +13,7 @@ import numpy as np
 import slicer
 
 from . import charts, parts, torchsetup
-from .choices import METHODS, DegradationModel, DeviceChoice, enumValue
+from .choices import METHODS, DegradationModel, DeviceChoice, ProfileShape, enumValue
 from .volumes import checkScalarVolume, ijkToRasArray, resampleToGrid, spacingZyx, volumeArray
 
 ProgressFn = Callable[[float, str], None]
@@ -59,7 +59,8 @@ def _scaled(progress: ProgressFn | None, start: float, width: float) -> Progress
 
 class _Stages:
     """Progress over a whole run: the computation takes [0, 0.9], then each writing stage reports its name; every
-    stage checks ``cancel`` first (raising DPNSLCore.Cancelled), so a Cancel is honoured until the end."""
+    stage, and the end, checks ``cancel`` first (raising DPNSLCore.Cancelled), so a Cancel is honoured until the
+    end. A cancelled run removes what it created; an output node it was given keeps the new voxels, without parts."""
 
     def __init__(self, progress: ProgressFn | None, cancel: CancelFn | None, count: int) -> None:
         self.progress, self.cancel, self.count, self.seen = progress, cancel, max(count, 1), 0
@@ -72,7 +73,10 @@ class _Stages:
         if self.progress is not None:
             self.progress(min(0.9 + 0.1 * self.seen / (self.count + 1), 0.99), message)
 
-    def done(self) -> None:
+    def finish(self) -> None:
+        """The last check for a Cancel (raising DPNSLCore.Cancelled), then 100 %."""
+        if self.cancel is not None and self.cancel():
+            raise importCore().Cancelled("cancelled at the end")
         if self.progress is not None:
             self.progress(1.0, "done")
 
@@ -88,9 +92,14 @@ class SliceSuperResolutionLogic:
         return torchsetup.setupPythonRequirements(askConfirmation)
 
     def plan(self, inputNode, scale: float | None = None, spacing: float | None = None, sliceAxis: int | None = None,
-             degradation: str = "auto", thickness: float = 1.0):
+             degradation: str = "auto", thickness: float | None = None, *, profile: str = "box",
+             thicknessMm: float | None = None, model=None):
         """Resolve a request with DPNSLCore's one request object (``DPNSLCore.UpsampleRequest``): slice axis, exact
         scale, acquisition model and output grid, from the node's own IJK-to-RAS spacing. Needs no PyTorch.
+
+        ``thickness`` (slice spacings) or ``thicknessMm``: the slice profile's width; neither: the slice spacing.
+        ``model`` ("ct", "mr", a checkpoint path or a loaded model): with ``degradation="auto"`` its recorded
+        training acquisition applies, as in the run itself (read from the file header, without PyTorch).
 
         Raises:
             ValueError: missing/2-D/4-D input, both or neither of scale/spacing, scale <= 1, non-integer decimate.
@@ -99,19 +108,29 @@ class SliceSuperResolutionLogic:
         kind = enumValue(degradation, DegradationModel, "degradation")
         try:
             from DPNSLCore.inference.request import UpsampleRequest
+            from DPNSLCore.resources import model_acquisition
         except ModuleNotFoundError as error:
             raise RuntimeError("DPNSLCore is not importable: install the DPNSL extension, or see the README's "
                                "'From a source checkout' steps") from error
         request = UpsampleRequest(scale=scale, spacing=spacing, degradation=kind, thickness=thickness,
+                                  thickness_mm=thicknessMm, profile=enumValue(profile, ProfileShape, "profile"),
                                   slice_axis="auto" if sliceAxis is None else sliceAxis)
+        if isinstance(model, (str, Path)):
+            trained = model_acquisition(model)
+        else:
+            trained = getattr(getattr(model, "config", None), "acquisition", None)
         shape = slicer.util.arrayFromVolume(inputNode).shape
-        return request.resolve(shape, spacing_zyx=tuple(spacingZyx(ijkToRasArray(inputNode))))
+        return request.resolve(shape, spacing_zyx=tuple(spacingZyx(ijkToRasArray(inputNode))),
+                               trained_acquisition=trained)
 
     def gridSummary(self, inputNode, scale: float | None = None, spacing: float | None = None,
-                    sliceAxis: int | None = None, degradation: str = "auto", thickness: float = 1.0) -> str:
-        """One line for the panel: 'k axis: 40 slices x 5 mm -> 157 slices x 1.25 mm (scale 4), decimate'."""
+                    sliceAxis: int | None = None, degradation: str = "auto", thickness: float | None = None, *,
+                    profile: str = "box", thicknessMm: float | None = None, model=None) -> str:
+        """One line for the panel: 'k axis: 48 slices x 5 mm -> 236 slices x 1 mm (scale 5), box profile, 5 mm
+        thick every 5 mm'."""
         try:
-            plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness)
+            plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness, profile=profile,
+                             thicknessMm=thicknessMm, model=model)
         except ValueError as error:
             return str(error)
         return f"{'kji'[plan.slice_axis]} axis: " + plan.describe().split(": ", 1)[1]
@@ -147,14 +166,12 @@ class SliceSuperResolutionLogic:
         return self._models[key]
 
     def _run(self, array: np.ndarray, plan, method: str, model, device: str, returnParts: bool,
-             progress: ProgressFn | None, cancel: CancelFn | None, degradation: str | None = None):
-        """One DPNSLCore.upsample call with ``plan``'s axis and scale; the network gets the cached model.
-
-        ``degradation``: the user's choice ("auto" lets DPNSLCore's request use a model's recorded acquisition);
-        None: the plan's resolved one (Compare, whose simulation must match it).
-        """
+             progress: ProgressFn | None, cancel: CancelFn | None):
+        """One DPNSLCore.upsample call with ``plan``'s axis, scale and acquisition (resolved with the model's
+        recorded acquisition by :meth:`plan`, so the panel's line and the run agree); the network gets the cached
+        model."""
         core = importCore()
-        options = dict(method=method, degradation=degradation or plan.degradation, thickness=plan.thickness,
+        options = dict(method=method, degradation=plan.degradation, thickness=plan.thickness, profile=plan.profile,
                        slice_axis=plan.slice_axis, return_parts=returnParts, progress=progress, cancel=cancel,
                        output_dtype="input")  # an int16 CT gives an int16 output: half the memory of float32
         if method == "dpnsl":
@@ -163,8 +180,9 @@ class SliceSuperResolutionLogic:
         return core.upsample(array, plan.scale, **options)
 
     def upsample(self, inputNode, scale: float | None = None, *, spacing: float | None = None,
-                 method: str = "dpnsl", degradation: str = "auto", thickness: float = 1.0, model=None,
-                 device: str = "auto", sliceAxis: int | None = None, outputNode=None, returnParts: bool = False,
+                 method: str = "dpnsl", degradation: str = "auto", thickness: float | None = None,
+                 thicknessMm: float | None = None, profile: str = "box", model=None, device: str = "auto",
+                 sliceAxis: int | None = None, outputNode=None, returnParts: bool = False,
                  progress: ProgressFn | None = None, cancel: CancelFn | None = None):
         """Upsample ``inputNode`` along its slice axis into a new (or the given) volume node.
 
@@ -172,8 +190,9 @@ class SliceSuperResolutionLogic:
             inputNode: observed scalar volume node (any orientation; slice axis = largest spacing by default).
             scale / spacing: give one: scale factor > 1, or target slice spacing in mm.
             method: "dpnsl", "linear" or "cubic".
-            degradation: "auto" (decimate for integer scales, else sample), "decimate", "sample" or "profile";
-                thickness: profile width in observed slice spacings.
+            degradation: "auto" (the model's training acquisition when it learnt slice profiles, else decimate for
+                integer scales and sample otherwise), "decimate", "sample" or "profile"; profile: "box" or
+                "gaussian"; thickness (slice spacings) or thicknessMm: its width, by default the slice spacing.
             model: "ct", "mr", a checkpoint path or a loaded model (DP-NSL only); None guesses from intensities.
             device: "auto", "cpu" or "cuda" (DPNSLCore's policy: "cuda" without CUDA is an error).
             sliceAxis: numpy axis (0 = k, 1 = j, 2 = i) or None to detect.
@@ -191,35 +210,36 @@ class SliceSuperResolutionLogic:
             raise ValueError(f"`outputNode` is the input volume '{inputNode.GetName()}': DPNSL never overwrites "
                              "its input; pass outputNode=None to create a new volume")
         checkMethods([method])
-        plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness)
+        plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness, profile=profile,
+                         thicknessMm=thicknessMm, model=model if method == "dpnsl" else None)
         stages = _Stages(progress, cancel, 6 + 3 if returnParts else 1)
-        result = self._run(volumeArray(inputNode), plan, method, model, device, returnParts, stages.compute, cancel,
-                           degradation=enumValue(degradation, DegradationModel, "degradation"))
+        result = self._run(volumeArray(inputNode), plan, method, model, device, returnParts, stages.compute, cancel)
         stages("writing the output volume")  # the last cancel before anything is written
         ijkToRas = plan.output_matrix(ijkToRasArray(inputNode))
         info = {"scale": f"{plan.scale:g}", "method": method, "degradation": result.plan.degradation,
-                "sliceAxis": plan.slice_axis, "consistencyError": f"{result.consistency_error:.6g}",
-                "notes": " | ".join([plan.axis_reason, *result.notes])}  # our axis, then acquisition, model, bounds
+                "acquisition": plan.acquisition_text(), "sliceAxis": plan.slice_axis,
+                "consistencyError": f"{result.consistency_error:.6g}",
+                "notes": " | ".join([*plan.notes, *result.notes[len(result.plan.notes):]])}  # the plan's, then
+        # the model and bounds notes of the run
         output = parts.writeOutput(inputNode.GetScene(), outputNode, inputNode, result.volume, ijkToRas,
                                    f"{inputNode.GetName()}_x{plan.scale:g}_{method}", info)
-        if not returnParts:
-            parts.dropAllParts(output)
-            stages.done()
-            return output
         try:
-            nodes = parts.writeParts(output, inputNode, result, ijkToRas, step=stages)
+            nodes = parts.writeParts(output, inputNode, result, ijkToRas, step=stages) if returnParts else None
+            if not returnParts:
+                parts.dropAllParts(output)
+            stages.finish()  # a Cancel clicked during the last stage is honoured too
         except importCore().Cancelled:  # leave nothing half-made: no parts, and no output this run created
             parts.dropAllParts(output)
             if outputNode is None:
                 output.GetScene().RemoveNode(output)
             raise
-        stages.done()
-        return output, nodes
+        return (output, nodes) if returnParts else output
 
     def compare(self, inputNode, referenceNode=None, scale: float | None = None, *, spacing: float | None = None,
-                methods: Sequence[str] = METHODS, degradation: str = "auto", thickness: float = 1.0,
-                model=None, device: str = "auto", sliceAxis: int | None = None, tableNode=None, chartNode=None,
-                progress: ProgressFn | None = None, cancel: CancelFn | None = None):
+                methods: Sequence[str] = METHODS, degradation: str = "auto", thickness: float | None = None,
+                thicknessMm: float | None = None, profile: str = "box", model=None, device: str = "auto",
+                sliceAxis: int | None = None, tableNode=None, chartNode=None, progress: ProgressFn | None = None,
+                cancel: CancelFn | None = None):
         """Per-slice MAE of each method against a thin-slice reference, as a table and a chart.
 
         With ``referenceNode=None`` the input plays the thin-slice truth: it is downsampled by ``scale`` with
@@ -233,11 +253,13 @@ class SliceSuperResolutionLogic:
             ValueError: invalid inputs or scale; reference equal to the input or under another transform.
         """
         methods = checkMethods(methods)
-        plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness)
+        plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness, profile=profile,
+                         thicknessMm=thicknessMm, model=model if "dpnsl" in methods else None)
         s, axis, kind = plan.scale, plan.slice_axis, plan.degradation
         array, ijkToRas = volumeArray(inputNode), ijkToRasArray(inputNode)
         if referenceNode is None:
-            observed, reference = importCore().simulate_acquisition(array, s, degradation=kind, thickness=thickness,
+            observed, reference = importCore().simulate_acquisition(array, s, degradation=kind,
+                                                                    thickness=plan.thickness, profile=plan.profile,
                                                                     slice_axis=axis)
             step = float(spacingZyx(ijkToRas)[axis])
             title = f"{inputNode.GetName()} simulated x{s:g} {kind}"

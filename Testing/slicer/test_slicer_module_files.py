@@ -41,6 +41,7 @@ CODE_WIDGETS = {
     "applyButton": "QPushButton", "cancelButton": "QPushButton", "compareButton": "QPushButton",
     "progressBar": "QProgressBar", "statusLabel": "QLabel", "gridLabel": "QLabel", "deviceLabel": "QLabel",
     "scaleSpinBox": "QDoubleSpinBox", "targetSpacingSpinBox": "QDoubleSpinBox", "thicknessSpinBox": "QDoubleSpinBox",
+    "profileComboBox": "QComboBox",
     "checkpointPathLineEdit": "ctkPathLineEdit", "referenceSelector": "qMRMLNodeComboBox",
 }
 UNBOUND_FIELDS = {"compareTable", "compareChart"}  # Compare's outputs, kept for reuse, not shown as widgets
@@ -142,7 +143,7 @@ def test_module_follows_the_scripted_module_template():
     assert decorators == ["parameterNodeWrapper"]
     methods = {f.name for f in _class("DPNSLWidget").body if isinstance(f, ast.FunctionDef)}
     assert {"setup", "cleanup", "enter", "exit", "onSceneStartClose", "onSceneEndClose", "initializeParameterNode",
-            "setParameterNode", "_checkCanApply"} <= methods
+            "setParameterNode", "_refresh", "showState", "showStatus", "showProgress"} <= methods
     assert len(SOURCE.splitlines()) < 500
 
 
