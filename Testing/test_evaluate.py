@@ -187,3 +187,17 @@ def test_command_line_errors_exit_with_code_2(ct_file, capsys):
 def test_command_line_prints_the_table(ct_file, capsys):
     assert main(["--data", str(ct_file), "--scales", "2", "--methods", "linear", "--no-ssim", "--modality", "ct"]) == 0
     assert "| ×2 | linear |" in capsys.readouterr().out
+
+
+def test_hr_axes_score_a_thick_scan_along_its_in_plane_axes_and_a_thin_one_along_all(tmp_path):
+    from DPNSLCore.evaluation.evaluate import volume_views
+    from DPNSLCore.training.data import TrainingVolume
+
+    thick = TrainingVolume(np.zeros((6, 20, 30), np.float32), (5.0, 0.6, 0.7), "thick")
+    views = volume_views(thick, "hr")
+    assert [v.name for v in views] == ["thick [along y]", "thick [along x]"]
+    assert [v.array.shape for v in views] == [(20, 6, 30), (30, 6, 20)] and views[1].spacing == (0.7, 5.0, 0.6)
+    assert len(volume_views(TrainingVolume(np.zeros((8, 8, 8), np.float32), (1.0, 0.45, 0.45)), "hr")) == 3
+    assert volume_views(thick, "z") == [thick]
+    with pytest.raises(ValueError, match="'z' or 'hr'"):
+        volume_views(thick, "all")

@@ -32,7 +32,7 @@ from ..io.intensity import IntensityNormalizer
 from ..models.network import DPNSL
 from ..models.registry import LoadedModel, open_model
 from ..ops.operators import make_degradation, simulate_acquisition
-from ..training.data import TrainingVolume, load_volumes, split_block
+from ..training.data import TrainingVolume, load_volumes, split_block, usable_axes
 from .banding import banding_or_none
 from .metrics import center_crop, evaluate_protocol, per_slice_mae, psnr
 from .report import MethodScore, SummaryRow, summarise, write_report
@@ -204,10 +204,30 @@ def _select(volume: TrainingVolume, block: slice | None, held_out: float | None)
     return TrainingVolume(volume.array[block], volume.spacing, f"{volume.name}[{start}:{stop}]", volume.normalizer)
 
 
+AXIS_NAMES = ("z", "y", "x")
+EVAL_AXIS_RATIO = 2.5  # with axes="hr": axes whose spacing is within 2.5x the finest (not the thick slice axes)
+
+
+def volume_views(volume: TrainingVolume, axes: str = "z", axis_ratio: float = EVAL_AXIS_RATIO) -> list[TrainingVolume]:
+    """The stacks a volume is scored along: itself (``axes="z"``), or one view per high-resolution axis
+    (``axes="hr"``: every axis within ``axis_ratio`` of the finest spacing, moved to axis 0 and named
+    ``name [along y]``), so a thick scan contributes its in-plane axes and a thin one all three."""
+    if axes == "z":
+        return [volume]
+    if axes != "hr":
+        raise ValueError(f"`axes` must be 'z' or 'hr', got {axes!r}")
+    views = []
+    for axis in usable_axes(volume.spacing, axis_ratio):
+        order = [axis, *(a for a in range(3) if a != axis)]
+        views.append(TrainingVolume(np.moveaxis(volume.array, axis, 0), tuple(volume.spacing[a] for a in order),
+                                    f"{volume.name} [along {AXIS_NAMES[axis]}]", volume.normalizer))
+    return views
+
+
 def evaluate(paths: Sequence[str | Path], scales: str | Sequence[float], methods: str | Sequence[str], *,
              checkpoint: str | None = None, modality: str = "auto", block: str | None = None,
              held_out: float | None = None, out: str | Path | None = None, options: ProtocolOptions | None = None,
-             model: LoadedModel | DPNSL | None = None) -> EvaluationResult:
+             model: LoadedModel | DPNSL | None = None, axes: str = "z") -> EvaluationResult:
     """Evaluate ``methods`` on every volume of ``paths`` at every scale; write a report to ``out`` when given.
 
     A (volume, scale) pair with too few slices for the protocol is skipped and listed under the title; the
@@ -216,6 +236,8 @@ def evaluate(paths: Sequence[str | Path], scales: str | Sequence[float], methods
     Args:
         block: "START:STOP" z slices of every volume; or ``held_out``: the last fraction of each volume's
             slices, the block ``python -m DPNSLCore.train --val-block F`` held out.
+        axes: "z" (the file's slice axis) or "hr" (every high-resolution axis, :func:`volume_views`; the block
+            options then do not apply).
 
     Raises:
         FileNotFoundError: a data path or the checkpoint is missing. ValueError: bad scales, methods or block.
@@ -225,7 +247,9 @@ def evaluate(paths: Sequence[str | Path], scales: str | Sequence[float], methods
     if z_block is not None and held_out is not None:
         raise ValueError("give either `block` (START:STOP) or `held_out` (a fraction), not both")
     options = options or ProtocolOptions()
-    volumes = load_volumes(paths, modality)
+    if axes != "z" and (z_block is not None or held_out is not None):
+        raise ValueError("`block`/`held_out` select z slices: use them with axes='z' only")
+    volumes = [view for v in load_volumes(paths, modality) for view in volume_views(v, axes)]
     if "dpnsl" in methods and model is None:
         model = load_dpnsl(checkpoint, modality if modality != "auto" else volumes[0].normalizer.kind,
                            options.device)
@@ -269,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--held-out", type=float, metavar="F", help="evaluate only the last fraction F of each volume's "
                    "z slices: the block `train --val-block F` held out")
     p.add_argument("--crop", type=int, default=256, help="centre crop in-plane (voxels, default 256)")
+    p.add_argument("--axes", choices=["z", "hr"], default="z", help="score along z (default), or along every "
+                   "high-resolution axis (spacing within 2.5x the finest: a thick scan's in-plane axes)")
     p.add_argument("--degradation", choices=["decimate", "sample", "profile"],
                    help="simulated acquisition (default decimate, the paper's protocol; profile with --thickness 1 is "
                    "the thick-slice protocol); for --paired the default is decimate for an integer spacing ratio, "
@@ -292,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.data:
             result = evaluate(args.data, args.scales, args.methods, checkpoint=args.checkpoint,
                               modality=args.modality, block=args.block, held_out=args.held_out, out=args.out,
-                              options=options)
+                              options=options, axes=args.axes)
             print(result.markdown)
         if args.paired:
             from .paired import paired_check, paired_markdown
