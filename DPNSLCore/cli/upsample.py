@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="slice thickness in slice spacings (profile); default: the header's, else 1")
     p.add_argument("--thickness-mm", type=float, default=None,
                    help="slice thickness in mm (profile), instead of --thickness")
+    p.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
+                   help="fine-tune a copy of the model on this volume's own in-plane axes for SECONDS before "
+                   "upsampling (self-supervised; default 0: off)")
     p.add_argument("--slice-axis", default="auto", choices=["auto", "0", "1", "2"],
                    help="numpy axis of the slices (0 = the file's third axis); auto = largest spacing")
     p.add_argument("--checkpoint", "--model", dest="model", default=None,
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                               thickness_mm=args.thickness_mm, slice_axis=request.slice_axis,
                               modality=args.modality, device=args.device,
                               return_parts=parts_dir is not None, tiling=tiling, output_dtype=args.output_dtype,
-                              allow_untrained=args.allow_untrained, progress=progress)
+                              allow_untrained=args.allow_untrained, progress=progress, adapt=args.adapt or None)
         progress.close()
         print(f"{source}: {result.plan.describe()}", file=sys.stderr)
         for note in result.notes:

@@ -86,7 +86,7 @@ def load_dpnsl(checkpoint: str | None, modality: str, device: str = "auto") -> L
 def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: LoadedModel | DPNSL | None = None,
                         normalizer: IntensityNormalizer | None = None, degradation: str = "decimate",
                         device: str | torch.device = "auto", profile: str = "box",
-                        thickness: float = 1.0) -> np.ndarray:
+                        thickness: float = 1.0, adapt: float = 0.0) -> np.ndarray:
     """Upsample a normalised LR stack (slice axis 0) with ``method``; returns the normalised HR prediction.
 
     Baselines run on the normalised values directly; ``dpnsl`` runs the product path (module docstring).
@@ -101,7 +101,7 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
         raise ValueError("method 'dpnsl' needs a model and the volume's normalizer")
     identity = IntensityNormalizer(normalizer.kind, 1.0, 0.0)  # the stack is already normalised
     return upsample(lr, scale, model=model, method="dpnsl", device=device, modality=normalizer.kind,
-                    intensity=identity, **acquisition).volume
+                    intensity=identity, adapt=adapt or None, **acquisition).volume
 
 
 @dataclass
@@ -118,11 +118,12 @@ class ProtocolOptions:
     device: str | torch.device = "auto"
     profile: str = "box"
     thickness: float = 1.0  # in acquired slice spacings (profile only)
+    adapt: float = 0.0  # seconds of adaptation of the model to each simulated input (dpnsl only; 0: off)
 
     def acquisition_text(self) -> str:
-        if self.degradation == "profile":
-            return f"{self.profile} profile (thickness {self.thickness:g} spacings)"
-        return self.degradation
+        text = f"{self.profile} profile (thickness {self.thickness:g} spacings)" if self.degradation == "profile" \
+            else self.degradation
+        return text + (f", DP-NSL adapted {self.adapt:g} s to each input" if self.adapt else "")
 
 
 class TooFewSlicesError(ValueError):
@@ -158,7 +159,8 @@ def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Seque
         for method in methods:
             start = time.perf_counter()
             pred = upsample_normalised(lr, scale, method, model=model, normalizer=volume.normalizer,
-                                       degradation=options.degradation, device=options.device, **acquisition)
+                                       degradation=options.degradation, device=options.device, adapt=options.adapt,
+                                       **acquisition)
             seconds = time.perf_counter() - start
             consistency = float((deg.forward(torch.from_numpy(pred)) - torch.from_numpy(lr)).abs().max())
             if options.ssim:
@@ -302,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=["box", "gaussian"], default="box", help="slice profile for profile")
     p.add_argument("--thickness", type=float, default=1.0, help="slice thickness in acquired spacings (profile)")
     p.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
+    p.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
+                   help="adapt the model to each simulated input for SECONDS first (dpnsl; default 0: off)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", metavar="DIR", help="write results.md, summary.csv, scores.csv and MAE plots here")
     return p
@@ -313,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give --data PATH... and/or --paired THICK THIN", file=sys.stderr)
         return 2
     options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device, args.profile,
-                              args.thickness)
+                              args.thickness, args.adapt)
     try:
         if args.data:
             result = evaluate(args.data, args.scales, args.methods, checkpoint=args.checkpoint,

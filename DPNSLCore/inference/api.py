@@ -24,6 +24,7 @@ from ..models.network import DPNSL
 from ..models.registry import LoadedModel, open_model, resolve_device
 from ..ops.bounds import IntensityBounds
 from ..ops.interpolation import BASELINES
+from .adapt import AdaptOptions, adapt_model
 from .engine import baseline_column, network_column, run_volume
 from .request import UpsamplePlan, UpsampleRequest
 from .tiling import CancelFn, ProgressFn, TilingOptions
@@ -163,6 +164,24 @@ def _choose_model(model: Any, array: np.ndarray, modality: str, intensity: Inten
     return _ModelChoice(loaded.model, loaded.source, intensity, tuple(notes))
 
 
+def _adapted(net: DPNSL, array: np.ndarray, geometry: Geometry | None, plan: UpsamplePlan,
+             normalizer: IntensityNormalizer, adapt: float | AdaptOptions, device: torch.device,
+             progress: ProgressFn | None, cancel: CancelFn | None) -> tuple[DPNSL, str, ProgressFn | None]:
+    """Adapt a copy of ``net`` to this volume; the first half of the progress goes to it. Returns the copy, the
+    note and the progress callback for the rest of the run."""
+    options = adapt if isinstance(adapt, AdaptOptions) else AdaptOptions(float(adapt))
+    axis = plan.slice_axis
+    order = [axis, *(a for a in range(3) if a != axis)]
+    spacing = geometry.spacing_zyx if geometry is not None else \
+        tuple(plan.scale if a == axis else 1.0 for a in range(3))
+    moved = np.moveaxis(np.asarray(array), axis, 0)
+    first = None if progress is None else (lambda f, m: progress(0.5 * f, m))
+    adapted, report = adapt_model(net, normalizer.forward(moved.astype(np.float32)), tuple(spacing[a] for a in order),
+                                  plan, options, device, progress=first, cancel=cancel)
+    rest = None if progress is None else (lambda f, m: progress(0.5 + 0.5 * f, m))
+    return adapted, report.text(), rest
+
+
 def _bounds(bounds: Any, array: np.ndarray, normalizer: IntensityNormalizer) -> IntensityBounds | None:
     """The intensity box of ``bounds`` ("auto", (low, high) or None) for this input and intensity rule."""
     if bounds is None:
@@ -214,6 +233,7 @@ def upsample(
     bounds: str | tuple[float, float] | None = "auto",
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    adapt: float | AdaptOptions | None = None,
 ) -> UpsampleResult:
     """Turn a thick-slice volume into a thin-slice one; every observed slice is kept (A x = y).
 
@@ -240,6 +260,9 @@ def upsample(
             max + 10 %), MR from 0 to input max + 50 % of the range) with A x = y intact
             (:mod:`DPNSLCore.ops.bounds`); a (low, high) pair; or None. The baselines are never bounded.
         progress: called as ``progress(fraction, message)``; cancel: return True to stop (raises Cancelled).
+        adapt: seconds (or :class:`AdaptOptions`) of self-supervised fine-tuning of a copy of the model on the
+            volume's own in-plane axes before upsampling (:mod:`.adapt`); None or 0: off. An array without
+            geometry is taken as in-plane voxels of the output slice spacing.
 
     Raises:
         ValueError / TypeError: bad input, scale, method, acquisition, axis, model or device, with the fix.
@@ -270,6 +293,10 @@ def upsample(
     degrees: tuple[int, ...] = ()
     if choice is not None:
         net = _for_inference(choice.model, dev)
+        if adapt:
+            net, adapt_note, progress = _adapted(net, array, geometry, plan, choice.normalizer, adapt, dev,
+                                                 progress, cancel)
+            notes.append(adapt_note)
         box = _bounds(bounds, array, choice.normalizer)
         column, ticks = network_column(net, deg, choice.normalizer, options, dev, parts=return_parts, bounds=box)
         halo, n_experts = net.estimator.receptive_radius, net.config.n_experts
