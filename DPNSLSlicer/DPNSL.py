@@ -109,6 +109,7 @@ class DPNSLParameterNode:
         mm, 0 = the slice spacing).
     model / checkpointPath - bundled CT or MR weights, or a checkpoint file.
     device - where the network runs.
+    adapt / adaptSeconds - fine-tune a copy of the model on the input's own in-plane axes first, for that long.
     outputVolume - volume to write (None: a new volume on every run; never the input).
     showParts / showRouting - what the results layout shows.
     simulateReference / referenceVolume - Compare against a simulated or a real thin-slice reference.
@@ -125,6 +126,8 @@ class DPNSLParameterNode:
     model: ModelChoice = ModelChoice.CT
     checkpointPath: Path
     device: DeviceChoice = DeviceChoice.AUTO
+    adapt: bool = False
+    adaptSeconds: Annotated[float, WithinRange(5.0, 3600.0)] = 60.0
     outputVolume: vtkMRMLScalarVolumeNode
     showParts: bool = True
     showRouting: bool = False
@@ -240,6 +243,7 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.profileComboBox.enabled = state.profileEnabled
         self.ui.thicknessSpinBox.enabled = state.profileEnabled
         self.ui.checkpointPathLineEdit.enabled = state.checkpointEnabled
+        self.ui.adaptSecondsSpinBox.enabled = state.adaptEnabled
         self.ui.referenceSelector.enabled = state.referenceEnabled
         self.ui.gridLabel.text = state.grid
         self.ui.applyButton.enabled = state.applyEnabled

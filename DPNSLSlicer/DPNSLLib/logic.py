@@ -166,7 +166,7 @@ class SliceSuperResolutionLogic:
         return self._models[key]
 
     def _run(self, array: np.ndarray, plan, method: str, model, device: str, returnParts: bool,
-             progress: ProgressFn | None, cancel: CancelFn | None):
+             progress: ProgressFn | None, cancel: CancelFn | None, adapt: float | None = None):
         """One DPNSLCore.upsample call with ``plan``'s axis, scale and acquisition (resolved with the model's
         recorded acquisition by :meth:`plan`, so the panel's line and the run agree); the network gets the cached
         model."""
@@ -176,14 +176,14 @@ class SliceSuperResolutionLogic:
                        output_dtype="input")  # an int16 CT gives an int16 output: half the memory of float32
         if method == "dpnsl":
             device = enumValue(device, DeviceChoice, "device")
-            options.update(model=self.loadModel(model, device), device=device)
+            options.update(model=self.loadModel(model, device), device=device, adapt=adapt or None)
         return core.upsample(array, plan.scale, **options)
 
     def upsample(self, inputNode, scale: float | None = None, *, spacing: float | None = None,
                  method: str = "dpnsl", degradation: str = "auto", thickness: float | None = None,
                  thicknessMm: float | None = None, profile: str = "box", model=None, device: str = "auto",
                  sliceAxis: int | None = None, outputNode=None, returnParts: bool = False,
-                 progress: ProgressFn | None = None, cancel: CancelFn | None = None):
+                 progress: ProgressFn | None = None, cancel: CancelFn | None = None, adapt: float | None = None):
         """Upsample ``inputNode`` along its slice axis into a new (or the given) volume node.
 
         Args:
@@ -199,6 +199,8 @@ class SliceSuperResolutionLogic:
             outputNode: volume to overwrite (never the input), or None for a new one.
             returnParts: also make anchor, detail, routing and arg-max expert nodes.
             progress: ``progress(fraction, message)``; cancel: return True to stop (raises DPNSLCore.Cancelled).
+            adapt: seconds of self-supervised adaptation of a copy of the model to this volume (DP-NSL only;
+                None: off), see DPNSLCore.inference.adapt.
 
         Returns:
             The output volume node, or ``(outputNode, PartNodes)`` when ``returnParts`` is True.
@@ -213,7 +215,8 @@ class SliceSuperResolutionLogic:
         plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness, profile=profile,
                          thicknessMm=thicknessMm, model=model if method == "dpnsl" else None)
         stages = _Stages(progress, cancel, 6 + 3 if returnParts else 1)
-        result = self._run(volumeArray(inputNode), plan, method, model, device, returnParts, stages.compute, cancel)
+        result = self._run(volumeArray(inputNode), plan, method, model, device, returnParts, stages.compute, cancel,
+                           adapt)
         stages("writing the output volume")  # the last cancel before anything is written
         ijkToRas = plan.output_matrix(ijkToRasArray(inputNode))
         info = {"scale": f"{plan.scale:g}", "method": method, "degradation": result.plan.degradation,
@@ -239,7 +242,7 @@ class SliceSuperResolutionLogic:
                 methods: Sequence[str] = METHODS, degradation: str = "auto", thickness: float | None = None,
                 thicknessMm: float | None = None, profile: str = "box", model=None, device: str = "auto",
                 sliceAxis: int | None = None, tableNode=None, chartNode=None, progress: ProgressFn | None = None,
-                cancel: CancelFn | None = None):
+                cancel: CancelFn | None = None, adapt: float | None = None):
         """Per-slice MAE of each method against a thin-slice reference, as a table and a chart.
 
         With ``referenceNode=None`` the input plays the thin-slice truth: it is downsampled by ``scale`` with
@@ -275,7 +278,7 @@ class SliceSuperResolutionLogic:
         curves: dict[str, np.ndarray] = {}
         for index, method in enumerate(methods):
             part = _scaled(progress, index / len(methods), 1.0 / len(methods))
-            result = self._run(observed, plan, method, model, device, False, part, cancel)
+            result = self._run(observed, plan, method, model, device, False, part, cancel, adapt)
             if reference is None:
                 reference = resampleToGrid(referenceNode, plan.output_matrix(ijkToRas), result.volume.shape)
             curves[method] = charts.perSliceMae(result.volume, reference, axis)

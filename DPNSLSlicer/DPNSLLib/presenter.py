@@ -7,7 +7,7 @@ reused, progress through every stage, cancel at any stage) is tested headless wi
 
 The panel's parameters are read by attribute from the parameter node (``DPNSLParameterNode`` in DPNSL.py):
 inputVolume, scaleMode, scale, targetSpacing, degradation, profile, thicknessMm (0: the slice spacing),
-model, checkpointPath, device, outputVolume, showParts, showRouting, simulateReference, referenceVolume,
+model, checkpointPath, device, adapt / adaptSeconds, outputVolume, showParts, showRouting, simulateReference, referenceVolume,
 compareTable, compareChart.
 """
 
@@ -29,6 +29,7 @@ class PanelState:
     spacingEnabled: bool
     profileEnabled: bool  # the profile shape and the thickness apply to the slice-profile acquisition only
     checkpointEnabled: bool
+    adaptEnabled: bool  # the seconds box follows the Adapt checkbox
     referenceEnabled: bool
     applyEnabled: bool
     applyTip: str
@@ -86,7 +87,8 @@ class PanelPresenter:
     def requestArguments(self, p) -> dict:
         """Keyword arguments of ``logic.upsample`` / ``logic.compare`` from the parameters."""
         return dict(self.scaleArguments(p), **self.acquisitionArguments(p),
-                    model=self.logic.modelSpec(p.model.value, p.checkpointPath), device=p.device.value)
+                    model=self.logic.modelSpec(p.model.value, p.checkpointPath), device=p.device.value,
+                    adapt=float(p.adaptSeconds) if p.adapt else None)
 
     def checkRequest(self, p) -> str:
         """Why the request cannot run (the Upsample tooltip), or "" when it can."""
@@ -123,6 +125,7 @@ class PanelPresenter:
             spacingEnabled=p.scaleMode != ScaleMode.FACTOR,
             profileEnabled=p.degradation in (DegradationModel.PROFILE, DegradationModel.AUTO),
             checkpointEnabled=p.model == ModelChoice.CHECKPOINT,
+            adaptEnabled=bool(p.adapt),
             referenceEnabled=not p.simulateReference,
             applyEnabled=not reason and not self.running,
             applyTip=reason or UPSAMPLE_TIP,

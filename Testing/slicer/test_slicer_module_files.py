@@ -41,7 +41,7 @@ CODE_WIDGETS = {
     "applyButton": "QPushButton", "cancelButton": "QPushButton", "compareButton": "QPushButton",
     "progressBar": "QProgressBar", "statusLabel": "QLabel", "gridLabel": "QLabel", "deviceLabel": "QLabel",
     "scaleSpinBox": "QDoubleSpinBox", "targetSpacingSpinBox": "QDoubleSpinBox", "thicknessSpinBox": "QDoubleSpinBox",
-    "profileComboBox": "QComboBox",
+    "profileComboBox": "QComboBox", "adaptSecondsSpinBox": "QDoubleSpinBox",
     "checkpointPathLineEdit": "ctkPathLineEdit", "referenceSelector": "qMRMLNodeComboBox",
 }
 UNBOUND_FIELDS = {"compareTable", "compareChart"}  # Compare's outputs, kept for reuse, not shown as widgets
