@@ -7,8 +7,8 @@ reused, progress through every stage, cancel at any stage) is tested headless wi
 
 The panel's parameters are read by attribute from the parameter node (``DPNSLParameterNode`` in DPNSL.py):
 inputVolume, scaleMode, scale, targetSpacing, degradation, profile, thicknessMm (0: the slice spacing),
-model, checkpointPath, device, adapt / adaptSeconds, outputVolume, showParts, showRouting, simulateReference, referenceVolume,
-compareTable, compareChart.
+model, checkpointPath, device, adapt / adaptSeconds, outputVolume, showParts, showRouting, simulateReference,
+referenceVolume, compareTable, compareChart.
 """
 
 from __future__ import annotations
