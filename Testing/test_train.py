@@ -222,3 +222,21 @@ def test_thick_volumes_train_whole_and_only_thin_z_axes_give_validation_blocks(c
     dataset, val = _prepare_data(args)
     assert [v.name for v in val] == [f"{ct_file}[28:40]"]  # the thin volume's z block only
     assert dataset.volumes[1].array.shape == (8, 30, 30)  # the thick one whole: its in-plane axes train
+
+
+def test_fine_tuning_with_the_banding_penalty_starts_from_the_given_weights(ct_file, tmp_path):
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    assert main(tiny_run(ct_file, base, 2)) == 0
+    assert main(tiny_run(ct_file, tuned, 1, "--init", str(base / ts.MODEL_FILE), "--banding-weight", "1")) == 0
+    a, b = load_checkpoint(base / ts.MODEL_FILE), load_checkpoint(tuned / ts.MODEL_FILE)
+    assert (a.config.input_shift, a.config.input_scale) == (b.config.input_shift, b.config.input_scale)
+    changed = [k for k, v in a.state_dict().items() if not torch.equal(v, b.state_dict()[k])]
+    assert changed and len(changed) < len(a.state_dict()) + 1  # one step away from the base, not a fresh start
+    fresh = tmp_path / "fresh"
+    assert main(tiny_run(ct_file, fresh, 1, "--banding-weight", "1")) == 0
+    c = load_checkpoint(fresh / ts.MODEL_FILE)
+    step = sum(float((b.state_dict()[k] - a.state_dict()[k]).abs().max()) for k in a.state_dict())
+    jump = sum(float((c.state_dict()[k] - a.state_dict()[k]).abs().max()) for k in a.state_dict())
+    assert step < jump
+    assert main(tiny_run(ct_file, tmp_path / "bad", 1, "--init", str(base / ts.MODEL_FILE),
+                         "--projection", "spline", "--anchor", "cubic")) == 2

@@ -56,3 +56,24 @@ def test_windows_follow_their_batch_draw():
         if deg.kind == "profile":
             assert deg.thickness == pytest.approx(keys[0].thickness)
     assert kinds == {"decimate", "profile"}
+
+
+def test_the_banding_loss_sees_periodic_bias_and_texture_and_nothing_else():
+    import torch
+
+    from DPNSLCore.training.losses import banding_loss, phase_groups
+
+    assert [g.tolist() for g in phase_groups(9, 4)] == [[0, 4, 8], [1, 5], [2, 6], [3, 7]]
+    assert len(phase_groups(12, 2.5)) == 3
+    rng = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 1, 13, 10, 10, generator=rng)
+    assert banding_loss(target, target, 4) == 0
+    periodic = target.clone()
+    periodic[:, :, ::4] += 0.05  # brighter acquired slices: a bias with the acquisition's period
+    assert banding_loss(periodic, target, 4) > 0.01
+    smooth = target.clone()
+    smooth[:, :, 1::4] = 0.5 * (target[:, :, 0:-1:4] + target[:, :, 2::4])  # blurrier synthesised slices
+    assert banding_loss(smooth, target, 4) > 0.01
+    output = periodic.clone().requires_grad_()
+    banding_loss(output, target, 4).backward()
+    assert output.grad.abs().sum() > 0

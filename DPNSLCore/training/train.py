@@ -36,11 +36,12 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..evaluation.evaluate import parse_scales
-from ..models import PRESETS, build_model, save_checkpoint
+from ..models import PRESETS, build_model, load_checkpoint, read_checkpoint_info, save_checkpoint
 from ..models.registry import resolve_device
 from . import state as ts
 from .acquisition import ScaleSpec, TrainingAcquisition
 from .data import SliceWindowDataset, load_volumes, parse_crop, split_block, usable_axes
+from .losses import banding_loss
 from .validation import Validator
 
 #: Options a resumed run may change; every other option is taken from the run folder.
@@ -59,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="lean", choices=sorted(PRESETS), help="model preset (default lean)")
     p.add_argument("--loss", choices=["l1", "mse"], default="l1",
                    help="l1 (the paper) or mse (optimises PSNR directly; learns faster when residuals are small)")
+    p.add_argument("--banding-weight", type=float, default=0.0,
+                   help="weight of the banding penalty (per-phase bias and texture against the truth, "
+                   "training/losses.py) added to the loss; default 0: the paper's loss alone")
+    p.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (same preset, anchor and "
+                   "projection) instead of a fresh initialisation; the optimiser starts fresh")
     p.add_argument("--input-scale", type=float, default=None,
                    help="network input standardisation: (y - mean) * scale; default 1 / std of the training data")
     p.add_argument("--anchor", choices=["linear", "cubic", "none"], default=None,
@@ -190,9 +196,29 @@ def _set_input_standardisation(args: argparse.Namespace, dataset: SliceWindowDat
     """Mean and 1/std of the training voxels (stored in the model config), unless given or resumed."""
     if getattr(args, "input_shift", None) is not None and getattr(args, "input_scale", None) is not None:
         return
+    if getattr(args, "init", None):  # fine-tuning keeps the standardisation the weights were trained with
+        config = read_checkpoint_info(args.init)["config"]
+        args.input_shift, args.input_scale = config.input_shift, config.input_scale
+        return
     values = np.concatenate([v.array[::4, ::4, ::4].ravel() for v in dataset.volumes])
     args.input_shift = float(values.mean())
     args.input_scale = getattr(args, "input_scale", None) or float(1.0 / max(values.std(), 1e-6))
+
+
+def _init_weights(path: str, model: torch.nn.Module) -> dict:
+    """The weights of checkpoint ``path`` for ``model``, read safely; its architecture must match."""
+    initial = load_checkpoint(path)
+    mine = {k: v for k, v in model.config.to_dict().items() if k not in ("input_shift", "input_scale", "acquisition")}
+    theirs = {k: v for k, v in initial.config.to_dict().items() if k not in ("input_shift", "input_scale",
+                                                                            "acquisition")}
+    if mine != theirs:
+        changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+        raise ValueError(f"--init {path}: its model differs from this run's in {changed}; use the same --preset, "
+                         "--anchor and --projection")
+    if (initial.config.input_shift, initial.config.input_scale) != (model.config.input_shift, model.config.input_scale):
+        raise ValueError(f"--init {path}: its input standardisation differs; pass --input-scale "
+                         f"{initial.config.input_scale} and train on the same data")
+    return initial.state_dict()
 
 
 def _val_thickness(args: argparse.Namespace) -> float:
@@ -237,6 +263,8 @@ class _Run:
         self.model = build_model(config)
         if self.state is not None:  # the state file holds the weights too, so a resume never mixes two steps
             self.model.load_state_dict(self.state["model"])
+        elif getattr(args, "init", None):
+            self.model.load_state_dict(_init_weights(args.init, self.model))
         self.model = self.model.to(device)
         self.model.train()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr, betas=(0.9, 0.999))
@@ -273,6 +301,9 @@ def _optimise(run: _Run, net: torch.nn.Module, batch: dict, dataset: SliceWindow
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         output = net(y, dataset.degradation(float(batch["scale"][0]), float(batch["thickness"][0])))["output"]
     loss = (mse_loss if run.args.loss == "mse" else l1_loss)(output.float(), hr)
+    weight = getattr(run.args, "banding_weight", 0.0)
+    if weight:
+        loss = loss + weight * banding_loss(output.float(), hr, float(batch["scale"][0]))
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()

@@ -8,6 +8,7 @@ set -euo pipefail
 D=${DATA:-../shared/data}
 STEPS_CT=${STEPS_CT:-6000}
 STEPS_MR=${STEPS_MR:-5000}
+STEPS_TUNE=${STEPS_TUNE:-1500}
 COMMON=(--preset lean --anchor cubic --projection spline --degradation mix --thickness 0.75:1.5
         --decimate-share 0.4 --scales 1.5:7 --val-scales 2,4 --crop 40:64 --batch-size 8 --lr 2e-3
         --val-every 500 --workers 1 --seed 0 --quiet)
@@ -19,7 +20,13 @@ run() {  # run OUT STEPS ARGS...: start, or resume when OUT holds a run
     python -m DPNSLCore.train "$@" --steps "$steps" --lr-step $((steps / 4)) --out "$out"
   fi
 }
-run runs/ct_v3 "$STEPS_CT" --data $D/ct_chest_abdomen_1mm.nii.gz $D/ct_lung1_5mm.nii.gz --modality ct "${COMMON[@]}"
+tune() {  # tune OUT FROM ARGS...: fine-tune FROM with the banding penalty (the later options override COMMON's)
+  local out=$1 from=$2; shift 2
+  run "$out" "$STEPS_TUNE" "$@" "${COMMON[@]}" --init "$from" --banding-weight 1 --lr 5e-4
+}
+CT=(--data $D/ct_chest_abdomen_1mm.nii.gz $D/ct_lung1_5mm.nii.gz --modality ct)
+run runs/ct_v3 "$STEPS_CT" "${CT[@]}" "${COMMON[@]}"
+tune runs/ct_v3b runs/ct_v3/last.safetensors "${CT[@]}"
 run runs/mr_v3 "$STEPS_MR" --data $D/mr_ms_patient07_{t1,t2,flair}_1mm.nii.gz $D/mr_ms_patient19_{t1,t2,flair}_1mm.nii.gz \
     $D/mr_brain_t1_1mm.nii.gz $D/mr_ms_patient01_study1_t2w_thick.nii.gz $D/mr_brain1_t1c_6p5mm.nii.gz \
     --modality mr --loss mse "${COMMON[@]}"
