@@ -122,3 +122,16 @@ def test_single_slice_is_rejected():
 def test_non_numeric_input_is_rejected():
     with pytest.raises(TypeError, match="real numbers"):
         upsample(np.zeros((3, 4, 4), complex), 2, method="linear")
+
+
+def test_a_preallocated_output_is_written_in_place_and_checked():
+    from DPNSLCore import upsample
+
+    y = np.random.default_rng(0).normal(0, 100, (12, 5, 6)).astype(np.float32)  # slice axis 2 chosen below
+    reference = upsample(y, 2, method="cubic", slice_axis=1)
+    out = np.full(reference.volume.shape, np.nan, np.float32)
+    result = upsample(y, 2, method="cubic", slice_axis=1, out=out)
+    assert result.volume is out
+    np.testing.assert_array_equal(out, reference.volume)
+    with pytest.raises(ValueError, match=r"`out` must be a numpy array of shape \(12, 9, 6\) and dtype float32"):
+        upsample(y, 2, method="cubic", slice_axis=1, out=np.zeros((12, 9, 6), np.float64))

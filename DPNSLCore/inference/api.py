@@ -89,6 +89,17 @@ def _as_array(volume: np.ndarray | Volume | torch.Tensor) -> tuple[np.ndarray, G
     return array, geometry
 
 
+def _check_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """A preallocated output must have the output's shape and dtype (it is written in place, never converted)."""
+    if out is None:
+        return
+    if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(shape) or out.dtype != dtype:
+        raise ValueError(f"`out` must be a numpy array of shape {tuple(shape)} and dtype {np.dtype(dtype)} (the output "
+                         f"of this request), got {getattr(out, 'shape', None)} {getattr(out, 'dtype', type(out))}")
+    if not out.flags.writeable:
+        raise ValueError("`out` must be writeable")
+
+
 def _filled_note(volume: object) -> list[str]:
     """What the reader did about slices missing from a series (see :func:`DPNSLCore.io.volumes.read_volume`)."""
     filled = volume.filled_slices if isinstance(volume, Volume) else ()
@@ -100,8 +111,9 @@ def _filled_note(volume: object) -> list[str]:
             "acquired slices keep their true world positions"]
 
 
-def _output_dtype(output_dtype: Any, array: np.ndarray) -> np.dtype:
-    """None/"float32" -> float32; "input" -> the input's dtype for integer inputs, else float32; or a numpy dtype."""
+def resolve_output_dtype(output_dtype: Any, array: np.ndarray) -> np.dtype:
+    """The output dtype ``upsample`` writes: None/"float32" -> float32; "input" -> the input's dtype for integer inputs,
+    else float32; or a numpy dtype (for callers that preallocate ``out``)."""
     if output_dtype is None:
         return np.dtype(np.float32)
     if isinstance(output_dtype, str) and output_dtype == "input":
@@ -234,6 +246,7 @@ def upsample(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     adapt: float | AdaptOptions | None = None,
+    out: np.ndarray | None = None,
 ) -> UpsampleResult:
     """Turn a thick-slice volume into a thin-slice one; every observed slice is kept (A x = y).
 
@@ -263,6 +276,8 @@ def upsample(
         adapt: seconds (or :class:`AdaptOptions`) of self-supervised fine-tuning of a copy of the model on the
             volume's own in-plane axes before upsampling (:mod:`.adapt`); None or 0: off. An array without
             geometry is taken as in-plane voxels of the output slice spacing.
+        out: a preallocated output array (the output's shape and dtype, e.g. a Slicer node's voxels): written in
+            place and returned as ``result.volume``, so the output is never copied.
 
     Raises:
         ValueError / TypeError: bad input, scale, method, acquisition, axis, model or device, with the fix.
@@ -277,7 +292,7 @@ def upsample(
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
     array, geometry = _as_array(volume)
     options = TilingOptions.from_value(tiling)
-    dtype = _output_dtype(output_dtype, array)
+    dtype = resolve_output_dtype(output_dtype, array)
     header = volume.slice_thickness if isinstance(volume, Volume) else None
     choice = trained = None
     if method == "dpnsl":
@@ -304,8 +319,10 @@ def upsample(
             notes + list(choice.notes)
     else:
         column, ticks, halo, n_experts = baseline_column(deg, method), 0, 0, 0
+    _check_out(out, plan.output_shape, dtype)
     result = run_volume(array, plan.slice_axis, deg, column, halo=halo, tiling=options, steps_per_column=ticks + 1,
-                        out_dtype=dtype, parts=return_parts, n_experts=n_experts, progress=progress, cancel=cancel)
+                        out_dtype=dtype, parts=return_parts, n_experts=n_experts, progress=progress, cancel=cancel,
+                        out=out)
     if result.bounds is not None:
         notes.append(result.bounds.text(box))
 
@@ -316,7 +333,7 @@ def upsample(
         return moved if plan.slice_axis == 0 else np.ascontiguousarray(moved)
 
     return UpsampleResult(
-        volume=back(result.output), geometry=plan.geometry, plan=plan, method=method,
+        volume=out if out is not None else back(result.output), geometry=plan.geometry, plan=plan, method=method,
         consistency_error=result.consistency_error, anchor=back(result.anchor), detail=back(result.detail),
         routing=back(result.routing, 1), expert_degrees=degrees, model_source=source, modality=kind,
         notes=tuple(notes),

@@ -84,7 +84,7 @@ def _convert(values: torch.Tensor, dtype: np.dtype) -> np.ndarray:
 def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, column: ColumnFn, *, halo: int,
                tiling: TilingOptions, steps_per_column: int, out_dtype: np.dtype = _FLOAT32,
                parts: bool = False, n_experts: int = 0, progress: ProgressFn | None = None,
-               cancel: CancelFn | None = None) -> VolumeResult:
+               cancel: CancelFn | None = None, out: np.ndarray | None = None) -> VolumeResult:
     """Evaluate ``column`` over every in-plane tile of ``array`` (any real dtype, never modified).
 
     Args:
@@ -92,6 +92,8 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
         halo: in-plane context (voxels) each column reads around its core.
         steps_per_column: progress units one column reports (its ticks + 1 for writing it).
         parts: also fill anchor, detail and (``n_experts`` > 0) routing.
+        out: a preallocated output in the input's axis order (``VolumeResult.output`` is then a view of it), e.g. a
+            Slicer volume node's own voxel array, so the result is never copied.
 
     Raises:
         Cancelled: ``cancel()`` returned True (nothing is returned). MemoryError: out of memory, with advice.
@@ -102,7 +104,7 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
     rows, cols = plan_tiles(height, tiling.tile_size, halo), plan_tiles(width, tiling.tile_size, halo)
     tiles = [(a, b) for a in rows for b in cols]
     try:
-        output = np.empty((n_hr, height, width), dtype=out_dtype)
+        output = np.empty((n_hr, height, width), dtype=out_dtype) if out is None else np.moveaxis(out, slice_axis, 0)
         anchor = np.empty((n_hr, height, width), np.float32) if parts else None
         detail = np.empty((n_hr, height, width), np.float32) if parts else None
         routing = np.empty((n_experts, n_hr, height, width), np.float32) if parts and n_experts else None

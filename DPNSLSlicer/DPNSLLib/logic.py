@@ -14,7 +14,7 @@ import slicer
 
 from . import charts, parts, torchsetup
 from .choices import METHODS, DegradationModel, DeviceChoice, ProfileShape, enumValue
-from .volumes import checkScalarVolume, ijkToRasArray, resampleToGrid, spacingZyx, volumeArray
+from .volumes import checkScalarVolume, ijkToRasArray, newImage, resampleToGrid, spacingZyx, volumeArray
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -166,14 +166,14 @@ class SliceSuperResolutionLogic:
         return self._models[key]
 
     def _run(self, array: np.ndarray, plan, method: str, model, device: str, returnParts: bool,
-             progress: ProgressFn | None, cancel: CancelFn | None, adapt: float | None = None):
+             progress: ProgressFn | None, cancel: CancelFn | None, adapt: float | None = None, out=None):
         """One DPNSLCore.upsample call with ``plan``'s axis, scale and acquisition (resolved with the model's
         recorded acquisition by :meth:`plan`, so the panel's line and the run agree); the network gets the cached
         model."""
         core = importCore()
         options = dict(method=method, degradation=plan.degradation, thickness=plan.thickness, profile=plan.profile,
                        slice_axis=plan.slice_axis, return_parts=returnParts, progress=progress, cancel=cancel,
-                       output_dtype="input")  # an int16 CT gives an int16 output: half the memory of float32
+                       output_dtype="input", out=out)  # an int16 CT gives an int16 output: half of float32
         if method == "dpnsl":
             device = enumValue(device, DeviceChoice, "device")
             options.update(model=self.loadModel(model, device), device=device, adapt=adapt or None)
@@ -215,8 +215,15 @@ class SliceSuperResolutionLogic:
         plan = self.plan(inputNode, scale, spacing, sliceAxis, degradation, thickness, profile=profile,
                          thicknessMm=thicknessMm, model=model if method == "dpnsl" else None)
         stages = _Stages(progress, cancel, 6 + 3 if returnParts else 1)
-        result = self._run(volumeArray(inputNode), plan, method, model, device, returnParts, stages.compute, cancel,
-                           adapt)
+        array = volumeArray(inputNode)
+        importCore()  # a missing PyTorch is explained before anything is allocated
+        from DPNSLCore.inference.api import resolve_output_dtype
+
+        image, voxels = newImage(plan.output_shape, resolve_output_dtype("input", array))  # the node's own voxels
+        result = self._run(array, plan, method, model, device, returnParts, stages.compute, cancel, adapt,
+                           out=voxels)
+        if result.volume is not voxels:  # a result computed elsewhere (never by DPNSLCore.upsample with `out`)
+            voxels[...] = result.volume
         stages("writing the output volume")  # the last cancel before anything is written
         ijkToRas = plan.output_matrix(ijkToRasArray(inputNode))
         info = {"scale": f"{plan.scale:g}", "method": method, "degradation": result.plan.degradation,
@@ -224,7 +231,7 @@ class SliceSuperResolutionLogic:
                 "consistencyError": f"{result.consistency_error:.6g}",
                 "notes": " | ".join([*plan.notes, *result.notes[len(result.plan.notes):]])}  # the plan's, then
         # the model and bounds notes of the run
-        output = parts.writeOutput(inputNode.GetScene(), outputNode, inputNode, result.volume, ijkToRas,
+        output = parts.writeOutput(inputNode.GetScene(), outputNode, inputNode, image, ijkToRas,
                                    f"{inputNode.GetName()}_x{plan.scale:g}_{method}", info)
         try:
             nodes = parts.writeParts(output, inputNode, result, ijkToRas, step=stages) if returnParts else None

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import display
 from .colors import expertLabel
-from .volumes import getOrCreateVolumeNode, setVolumeFromArray
+from .volumes import getOrCreateVolumeNode, setVolumeFromArray, setVolumeImage
 
 ROLE_INPUT = "DPNSL.input"
 ROLE_ANCHOR = "DPNSL.anchor"
@@ -29,10 +29,16 @@ def matchDisplay(node, like) -> None:
     target.SetWindowLevel(source.GetWindow(), source.GetLevel())
 
 
-def writeOutput(scene, outputNode, inputNode, array: np.ndarray, ijkToRas: np.ndarray, name: str, info: dict):
-    """Fill the output volume (a new node when ``outputNode`` is None) and tag it with ``info`` attributes."""
+def writeOutput(scene, outputNode, inputNode, voxels, ijkToRas: np.ndarray, name: str, info: dict):
+    """Fill the output volume (a new node when ``outputNode`` is None) and tag it with ``info`` attributes.
+
+    ``voxels``: a (z, y, x) array (copied) or a vtkImageData (taken as the node's image, no copy).
+    """
     outputNode = getOrCreateVolumeNode(scene, outputNode, name)
-    setVolumeFromArray(outputNode, array, ijkToRas, like=inputNode)
+    if isinstance(voxels, np.ndarray):
+        setVolumeFromArray(outputNode, voxels, ijkToRas, like=inputNode)
+    else:
+        setVolumeImage(outputNode, voxels, ijkToRas, like=inputNode)
     matchDisplay(outputNode, inputNode)
     outputNode.SetNodeReferenceID(ROLE_INPUT, inputNode.GetID())
     for key, value in info.items():

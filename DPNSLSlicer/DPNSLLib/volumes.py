@@ -93,6 +93,27 @@ def setVolumeFromArray(volumeNode, array: np.ndarray, ijkToRas: np.ndarray, *, l
         volumeNode.CreateDefaultDisplayNodes()
 
 
+def newImage(shapeZyx: tuple[int, int, int], dtype) -> tuple[vtk.vtkImageData, np.ndarray]:
+    """A fresh single-component vtkImageData of ``shapeZyx`` and ``dtype`` and a writeable (z, y, x) numpy view of
+    its voxels: DPNSLCore writes the output straight into it (``upsample(..., out=view)``), so the output volume
+    exists once in memory, not as a numpy result plus its copy in the node."""
+    image = vtk.vtkImageData()
+    image.SetDimensions(int(shapeZyx[2]), int(shapeZyx[1]), int(shapeZyx[0]))
+    image.AllocateScalars(numpy_support.get_vtk_array_type(np.dtype(dtype)), 1)
+    view = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(tuple(int(n) for n in shapeZyx))
+    return image, view
+
+
+def setVolumeImage(volumeNode, image: vtk.vtkImageData, ijkToRas: np.ndarray, *, like=None) -> None:
+    """Give ``volumeNode`` the voxels ``image`` (taken, not copied) and its (4, 4) IJK-to-RAS matrix."""
+    volumeNode.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(np.asarray(ijkToRas, dtype=np.float64)))
+    volumeNode.SetAndObserveImageData(image)
+    if like is not None:
+        volumeNode.SetAndObserveTransformNodeID(like.GetTransformNodeID())
+    if volumeNode.GetDisplayNode() is None:
+        volumeNode.CreateDefaultDisplayNodes()
+
+
 def resampleToGrid(sourceNode, ijkToRas: np.ndarray, shapeZyx: tuple[int, int, int]) -> np.ndarray:
     """Sample ``sourceNode`` on another grid (trilinear, NaN outside the source), as a (z, y, x) float32 array.
 

@@ -259,3 +259,22 @@ def test_a_models_recorded_profile_is_used_like_in_every_front_end(logic, makeVo
     output = logic.upsample(_thickCt(makeVolume), 2, model=str(path), device="cpu")  # degradation auto
     assert output.GetAttribute("DPNSL.degradation") == "profile"
     assert "(auto: the model was trained for it)" in output.GetAttribute("DPNSL.notes")
+
+
+@pytest.mark.parametrize("axis", [0, 2])
+def test_the_output_is_computed_into_the_nodes_own_voxels(logic, makeVolume, monkeypatch, axis):
+    import DPNSLCore
+
+    shape = [6, 7, 8]
+    shape[axis] = 5
+    inputNode = makeVolume(np.round(smoothVolume(tuple(shape))).astype(np.int16), makeIjkToRas(SPACINGS[axis]))
+    seen = {}
+    upsample = DPNSLCore.upsample
+    monkeypatch.setattr(DPNSLCore, "upsample", lambda *a, **kw: seen.setdefault("out", kw["out"]) is not None
+                        and upsample(*a, **kw))
+    output = logic.upsample(inputNode, 3, method="cubic")
+    voxels = slicer.util.arrayFromVolume(output)
+    assert voxels.dtype == np.int16 and np.shares_memory(voxels, seen["out"])  # written in place: no copy
+    expected = upsample(slicer.util.arrayFromVolume(inputNode), 3, method="cubic", slice_axis=axis,
+                        output_dtype="input").volume
+    np.testing.assert_array_equal(voxels, expected)
