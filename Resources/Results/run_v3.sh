@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Every figure of the README's results section for the v3 models, on leave-out patients only (never seen by any
+# training step along any axis): CT = the skull phantom (ct_phantom_1mm, and its real 5 mm / 1 mm pair) and
+# ct_lung2_5mm (its in-plane axes); MR = MS patient 26 (T1, T2, FLAIR) and ms12 FLAIR thick (its in-plane axes).
+# Usage: Resources/Results/run_v3.sh [ct|mr|thick|pair|all]   (2 CPU cores: about 10 min per modality)
+set -euo pipefail
+D=${DATA:-../shared/data}
+R=Resources/Results/v3
+what=${1:-all}
+mkdir -p $R
+leaveout() {  # leaveout NAME MODALITY FILES...
+  local name=$1 modality=$2; shift 2
+  for acq in decimate profile; do
+    python -m DPNSLCore.evaluate --data "$@" --axes hr --scales 2,3,4,5,6,7 --methods linear,cubic,dpnsl \
+      --modality "$modality" --degradation $acq --thickness 1 --no-ssim --out $R/${name}_$acq > /dev/null
+  done
+}
+if [[ $what == ct || $what == all ]]; then
+  leaveout ct ct $D/ct_phantom_1mm.nii.gz $D/ct_lung2_5mm.nii.gz
+fi
+if [[ $what == mr || $what == all ]]; then
+  leaveout mr mr $D/mr_ms_patient26_{t1,t2,flair}_1mm.nii.gz $D/mr_ms_patient12_study1_flair_thick.nii.gz
+fi
+if [[ $what == pair || $what == all ]]; then
+  python -m DPNSLCore.evaluate --paired $D/ct_phantom_5mm.nii.gz $D/ct_phantom_1mm.nii.gz \
+    --methods linear,cubic,dpnsl --out $R/paired | tee $R/paired.md
+fi
+if [[ $what == thick || $what == all ]]; then  # stripes on real thick scans at their own resolution, defaults
+  for scan in ct_lung1_5mm:5:ct ct_lung2_5mm:5:ct mr_ms_patient01_study1_t2w_thick:4:mr mr_brain1_t1c_6p5mm:5:mr; do
+    IFS=: read -r name scale model <<< "$scan"
+    python -m DPNSLCore.bench $D/$name.nii.gz --observed --scale $scale --methods linear,cubic,$model \
+      > $R/bench_$name.md
+  done
+fi
