@@ -70,10 +70,10 @@ def main() -> int:
     output = result[0] if args.parts else result
     voxels = slicer.util.arrayFromVolume(output)
     gib = 1024**3
+    added = peak[0] - before
     print(f"input {slicer.util.arrayFromVolume(node).shape} int16 -> output {voxels.shape} {voxels.dtype} "
-          f"({voxels.nbytes / gib:.2f} GiB); parts {'on' if args.parts else 'off'}: peak {(peak[0] - before) / gib:.2f} "
-          f"GiB beyond the scene before the click ({(peak[0] - before) / voxels.nbytes:.1f}x the output), "
-          f"{seconds:.0f} s")
+          f"({voxels.nbytes / gib:.2f} GiB); parts {'on' if args.parts else 'off'}: peak {added / gib:.2f} GiB "
+          f"beyond the scene before the click ({added / voxels.nbytes:.1f}x the output), {seconds:.0f} s")
     return 0
 
 
