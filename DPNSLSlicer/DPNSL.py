@@ -124,7 +124,7 @@ class DPNSLParameterNode:
     profile: ProfileShape = ProfileShape.BOX
     thicknessMm: Annotated[float, WithinRange(0.0, 100.0)] = 0.0
     model: ModelChoice = ModelChoice.CT
-    checkpointPath: Path
+    checkpointPath: str = ""  # a str, bound by hand: a Path parameter shows its unset value Path() as "."
     device: DeviceChoice = DeviceChoice.AUTO
     adapt: bool = False
     adaptSeconds: Annotated[float, WithinRange(5.0, 3600.0)] = 60.0
@@ -176,6 +176,7 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
+        self.ui.checkpointPathLineEdit.connect("currentPathChanged(QString)", self.onCheckpointPathChanged)
 
         # Make sure parameter node is initialized (needed for module reload)
         self.initializeParameterNode()
@@ -243,6 +244,8 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.profileComboBox.enabled = state.profileEnabled
         self.ui.thicknessSpinBox.enabled = state.profileEnabled
         self.ui.checkpointPathLineEdit.enabled = state.checkpointEnabled
+        if self.ui.checkpointPathLineEdit.currentPath != state.checkpointPath:
+            self.ui.checkpointPathLineEdit.currentPath = state.checkpointPath  # empty, never "."
         self.ui.adaptSecondsSpinBox.enabled = state.adaptEnabled
         self.ui.referenceSelector.enabled = state.referenceEnabled
         self.ui.gridLabel.text = state.grid
@@ -272,6 +275,10 @@ class DPNSLWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.modules.plots.logic().ShowChartInLayout(chart)
 
     # ---- clicks ------------------------------------------------------------------------------------------
+    def onCheckpointPathChanged(self, path: str) -> None:
+        if self._parameterNode:
+            self._parameterNode.checkpointPath = path
+
     def onCancelButton(self) -> None:
         self.presenter.cancel()
 

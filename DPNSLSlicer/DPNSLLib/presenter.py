@@ -29,6 +29,7 @@ class PanelState:
     spacingEnabled: bool
     profileEnabled: bool  # the profile shape and the thickness apply to the slice-profile acquisition only
     checkpointEnabled: bool
+    checkpointPath: str  # shown in the path box: "" when none is chosen
     adaptEnabled: bool  # the seconds box follows the Adapt checkbox
     referenceEnabled: bool
     applyEnabled: bool
@@ -125,6 +126,7 @@ class PanelPresenter:
             spacingEnabled=p.scaleMode != ScaleMode.FACTOR,
             profileEnabled=p.degradation in (DegradationModel.PROFILE, DegradationModel.AUTO),
             checkpointEnabled=p.model == ModelChoice.CHECKPOINT,
+            checkpointPath="" if str(p.checkpointPath) in ("", ".") else str(p.checkpointPath),
             adaptEnabled=bool(p.adapt),
             referenceEnabled=not p.simulateReference,
             applyEnabled=not reason and not self.running,

@@ -350,5 +350,6 @@ print("request:", presenter.requestArguments(p))
 # scene round trip of the parameter node
 p2 = DPNSLParameterNode(raw)
 assert p2.profile == ProfileShape.GAUSSIAN and p2.thicknessMm == 10.0 and p2.adapt and p2.adaptSeconds == 120.0
+assert p.checkpointPath == "" and presenter.state(p).checkpointPath == ""  # bound by the widget: never "."
 p.disconnectGui(tag)
 print("OK: every binding works with Slicer's parameterNodeWrapper")

@@ -44,7 +44,8 @@ CODE_WIDGETS = {
     "profileComboBox": "QComboBox", "adaptSecondsSpinBox": "QDoubleSpinBox",
     "checkpointPathLineEdit": "ctkPathLineEdit", "referenceSelector": "qMRMLNodeComboBox",
 }
-UNBOUND_FIELDS = {"compareTable", "compareChart"}  # Compare's outputs, kept for reuse, not shown as widgets
+UNBOUND_FIELDS = {"compareTable", "compareChart",  # Compare's outputs, kept for reuse, not shown as widgets
+                  "checkpointPath"}  # a str bound by hand: a Path parameter would show its unset Path() as "."
 
 
 def _loadChoices():

@@ -7,7 +7,6 @@ is enabled and why, and the acquisition line the panel shows.
 from __future__ import annotations
 
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,7 +60,7 @@ def _panel(inputNode, **overrides):
     """The parameter node's values as the presenter reads them (typed attributes)."""
     values = dict(inputVolume=inputNode, scaleMode=ScaleMode.FACTOR, scale=2.0, targetSpacing=1.0,
                   degradation=DegradationModel.DECIMATE, profile=ProfileShape.BOX, thicknessMm=0.0,
-                  model=ModelChoice.CT, checkpointPath=Path(), device=DeviceChoice.CPU, adapt=False, adaptSeconds=60.0,
+                  model=ModelChoice.CT, checkpointPath="", device=DeviceChoice.CPU, adapt=False, adaptSeconds=60.0,
                   outputVolume=None,
                   showParts=True, showRouting=False, simulateReference=True, referenceVolume=None,
                   compareTable=None, compareChart=None)
@@ -141,8 +140,9 @@ def test_what_is_enabled_and_why(scene, thick, tmp_path, monkeypatch):
     assert "needs an integer `scale`, got 2.5" in presenter.state(_panel(thick, scale=2.5)).applyTip
     missing = presenter.state(_panel(thick, model=ModelChoice.CHECKPOINT, checkpointPath=tmp_path / "no.safetensors"))
     assert not missing.applyEnabled and "checkpoint file not found" in missing.applyTip and missing.checkpointEnabled
-    unset = presenter.state(_panel(thick, model=ModelChoice.CHECKPOINT))  # the parameter node's unset Path()
-    assert "(none selected)" in unset.applyTip
+    unset = presenter.state(_panel(thick, model=ModelChoice.CHECKPOINT))  # nothing chosen yet
+    assert "(none selected)" in unset.applyTip and unset.checkpointPath == ""
+    assert presenter.state(_panel(thick, checkpointPath=".")).checkpointPath == ""  # a scene saved with Path()
     assert "output must differ" in presenter.state(_panel(thick, outputVolume=thick)).applyTip
     noReference = presenter.state(_panel(thick, simulateReference=False))
     assert not noReference.compareEnabled and noReference.compareTip == "Select a reference volume"
