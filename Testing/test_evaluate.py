@@ -199,5 +199,7 @@ def test_hr_axes_score_a_thick_scan_along_its_in_plane_axes_and_a_thin_one_along
     assert [v.array.shape for v in views] == [(20, 6, 30), (30, 6, 20)] and views[1].spacing == (0.7, 5.0, 0.6)
     assert len(volume_views(TrainingVolume(np.zeros((8, 8, 8), np.float32), (1.0, 0.45, 0.45)), "hr")) == 3
     assert volume_views(thick, "z") == [thick]
-    with pytest.raises(ValueError, match="'z' or 'hr'"):
+    thin = TrainingVolume(np.zeros((8, 8, 8), np.float32), (1.0, 0.45, 0.45), "thin")
+    assert volume_views(thin, "auto") == [thin] and len(volume_views(thick, "auto")) == 2
+    with pytest.raises(ValueError, match="'z', 'hr' or 'auto'"):
         volume_views(thick, "all")

@@ -211,15 +211,17 @@ EVAL_AXIS_RATIO = 2.5  # with axes="hr": axes whose spacing is within 2.5x the f
 
 
 def volume_views(volume: TrainingVolume, axes: str = "z", axis_ratio: float = EVAL_AXIS_RATIO) -> list[TrainingVolume]:
-    """The stacks a volume is scored along: itself (``axes="z"``), or one view per high-resolution axis
-    (``axes="hr"``: every axis within ``axis_ratio`` of the finest spacing, moved to axis 0 and named
-    ``name [along y]``), so a thick scan contributes its in-plane axes and a thin one all three."""
-    if axes == "z":
+    """The stacks a volume is scored along: itself (``axes="z"``), one view per high-resolution axis (``axes="hr"``:
+    every axis within ``axis_ratio`` of the finest spacing, moved to axis 0 and named ``name [along y]``, so a thick
+    scan contributes its in-plane axes and a thin one all three), or ``axes="auto"``: z when z is such an axis (a
+    thin volume), else the high-resolution axes (a thick scan's in-plane axes)."""
+    if axes not in ("z", "hr", "auto"):
+        raise ValueError(f"`axes` must be 'z', 'hr' or 'auto', got {axes!r}")
+    fine = usable_axes(volume.spacing, axis_ratio)
+    if axes == "z" or (axes == "auto" and 0 in fine):
         return [volume]
-    if axes != "hr":
-        raise ValueError(f"`axes` must be 'z' or 'hr', got {axes!r}")
     views = []
-    for axis in usable_axes(volume.spacing, axis_ratio):
+    for axis in fine:
         order = [axis, *(a for a in range(3) if a != axis)]
         views.append(TrainingVolume(np.moveaxis(volume.array, axis, 0), tuple(volume.spacing[a] for a in order),
                                     f"{volume.name} [along {AXIS_NAMES[axis]}]", volume.normalizer))
@@ -295,8 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--held-out", type=float, metavar="F", help="evaluate only the last fraction F of each volume's "
                    "z slices: the block `train --val-block F` held out")
     p.add_argument("--crop", type=int, default=256, help="centre crop in-plane (voxels, default 256)")
-    p.add_argument("--axes", choices=["z", "hr"], default="z", help="score along z (default), or along every "
-                   "high-resolution axis (spacing within 2.5x the finest: a thick scan's in-plane axes)")
+    p.add_argument("--axes", choices=["z", "hr", "auto"], default="z", help="score along z (default), along every "
+                   "high-resolution axis (spacing within 2.5x the finest: a thick scan's in-plane axes), or auto: z "
+                   "for thin volumes, the in-plane axes for thick ones")
     p.add_argument("--degradation", choices=["decimate", "sample", "profile"],
                    help="simulated acquisition (default decimate, the paper's protocol; profile with --thickness 1 is "
                    "the thick-slice protocol); for --paired the default is decimate for an integer spacing ratio, "

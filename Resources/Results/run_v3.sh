@@ -2,7 +2,8 @@
 # Every figure of the README's results section for the v3 models, on leave-out patients only (never seen by any
 # training step along any axis): CT = the skull phantom (ct_phantom_1mm, and its real 5 mm / 1 mm pair) and
 # ct_lung2_5mm (its in-plane axes); MR = MS patient 26 (T1, T2, FLAIR) and ms12 FLAIR thick (its in-plane axes).
-# Usage: Resources/Results/run_v3.sh [ct|mr|thick|pair|all]   (2 CPU cores: about 10 min per modality)
+# Thin volumes are scored along z, thick ones along their in-plane axes (evaluate --axes auto).
+# Usage: Resources/Results/run_v3.sh [ct|mr|thick|pair|all]
 set -euo pipefail
 D=${DATA:-../shared/data}
 R=Resources/Results/v3
@@ -11,7 +12,7 @@ mkdir -p $R
 leaveout() {  # leaveout NAME MODALITY FILES...
   local name=$1 modality=$2; shift 2
   for acq in decimate profile; do
-    python -m DPNSLCore.evaluate --data "$@" --axes hr --scales 2,3,4,5,6,7 --methods linear,cubic,dpnsl \
+    python -m DPNSLCore.evaluate --data "$@" --axes auto --scales 2,3,4,5,6,7 --methods linear,cubic,dpnsl \
       --modality "$modality" --degradation $acq --thickness 1 --no-ssim --out $R/${name}_$acq > /dev/null
   done
 }
