@@ -240,3 +240,20 @@ def test_fine_tuning_with_the_banding_penalty_starts_from_the_given_weights(ct_f
     assert step < jump
     assert main(tiny_run(ct_file, tmp_path / "bad", 1, "--init", str(base / ts.MODEL_FILE),
                          "--projection", "spline", "--anchor", "cubic")) == 2
+
+
+def test_validation_ignores_held_out_blocks_without_signal(tmp_path):
+    from DPNSLCore.io.intensity import IntensityNormalizer
+    from DPNSLCore.training.data import TrainingVolume
+    from DPNSLCore.training.validation import Validator
+
+    rng = np.random.default_rng(0)
+    signal = TrainingVolume(rng.random((20, 16, 16), dtype=np.float32), name="signal",
+                            normalizer=IntensityNormalizer("mr", 1.0, 0.0))
+    empty = TrainingVolume(np.zeros((20, 16, 16), np.float32), name="background",
+                           normalizer=IntensityNormalizer("mr", 1.0, 0.0))
+    model = build_model(PRESETS["lean"].replace(modality="mr"))
+    alone = Validator([signal], [2], crop=16)(model)
+    both = Validator([signal, empty], [2], crop=16)(model)
+    assert np.isfinite(both["val_mean_gain"])
+    assert both["val_psnr_x2_linear"] == pytest.approx(alone["val_psnr_x2_linear"])

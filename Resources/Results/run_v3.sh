@@ -3,7 +3,7 @@
 # training step along any axis): CT = the skull phantom (ct_phantom_1mm, and its real 5 mm / 1 mm pair) and
 # ct_lung2_5mm (its in-plane axes); MR = MS patient 26 (T1, T2, FLAIR) and ms12 FLAIR thick (its in-plane axes).
 # Thin volumes are scored along z, thick ones along their in-plane axes (evaluate --axes auto).
-# Usage: Resources/Results/run_v3.sh [ct|mr|thick|pair|all]
+# Usage: Resources/Results/run_v3.sh [ct|mr|thick|thick-ct|thick-mr|pair|all]
 set -euo pipefail
 D=${DATA:-../shared/data}
 R=Resources/Results/v3
@@ -26,8 +26,12 @@ if [[ $what == pair || $what == all ]]; then
   python -m DPNSLCore.evaluate --paired $D/ct_phantom_5mm.nii.gz $D/ct_phantom_1mm.nii.gz \
     --methods linear,cubic,dpnsl --out $R/paired | tee $R/paired.md
 fi
-if [[ $what == thick || $what == all ]]; then  # stripes on real thick scans at their own resolution, defaults
-  for scan in ct_lung1_5mm:5:ct ct_lung2_5mm:5:ct mr_ms_patient01_study1_t2w_thick:4:mr mr_brain1_t1c_6p5mm:5:mr; do
+thick_scans=()
+[[ $what == thick || $what == all || $what == thick-ct ]] && thick_scans+=(ct_lung1_5mm:5:ct ct_lung2_5mm:5:ct)
+[[ $what == thick || $what == all || $what == thick-mr ]] && thick_scans+=(mr_ms_patient01_study1_t2w_thick:4:mr \
+    mr_ms_patient12_study1_flair_thick:3:mr mr_brain1_t1c_6p5mm:5:mr)
+if (( ${#thick_scans[@]} )); then  # stripes on real thick scans at their own resolution, defaults
+  for scan in "${thick_scans[@]}"; do
     IFS=: read -r name scale model <<< "$scan"
     python -m DPNSLCore.bench $D/$name.nii.gz --observed --scale $scale --methods linear,cubic,$model \
       > $R/bench_$name.md
