@@ -141,7 +141,8 @@ def test_integer_input_gives_integer_output_unless_float32_is_asked(small_input,
 def test_model_modality_and_choices_are_printed(small_input, tmp_path, capsys):
     assert main([str(small_input), "-o", str(tmp_path / "x.nii.gz"), "--scale", "2", "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert "axis 0 (z): 12 slices x 5 mm -> 23 slices x 2.5 mm (scale 2), decimate" in err
+    assert "axis 0 (z): 12 slices x 5 mm -> 23 slices x 2.5 mm (scale 2), box profile, 5 mm thick every 5 mm" in err
+    assert "acquisition box profile, thickness 1 spacings (auto: the model was trained for it)" in err
     assert "model: shipped CT model (dpnsl_ct.safetensors); modality CT because the intensities look like HU" in err
     assert main([str(small_input), "-o", str(tmp_path / "y.nii.gz"), "--scale", "2", "--quiet",
                  "--modality", "mr"]) == 0

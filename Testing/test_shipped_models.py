@@ -31,21 +31,35 @@ def test_shipped_weights_are_small_and_describe_themselves(name):
 def test_shipped_model_is_consistent_and_beats_cubic_on_the_sample_crop(name):
     volume = DPNSLCore.read_volume(SAMPLES / CROPS[name]).array.astype(np.float32)
     norm = IntensityNormalizer.for_volume(volume, name)
-    lr, hr = DPNSLCore.simulate_acquisition(volume, 4)
-    learned = DPNSLCore.upsample(lr, 4, model=name, device="cpu", intensity=norm)
+    lr, hr = DPNSLCore.simulate_acquisition(volume, 4)  # the paper's protocol: decimation, asked for explicitly
+    learned = DPNSLCore.upsample(lr, 4, model=name, device="cpu", intensity=norm, degradation="decimate")
     cubic = DPNSLCore.upsample(lr, 4, method="cubic")
     np.testing.assert_array_equal(learned.volume[::4], lr)
     gain = psnr(norm.forward(learned.volume), norm.forward(hr)) - psnr(norm.forward(cubic.volume), norm.forward(hr))
-    assert gain > 0.1
+    assert gain > {"ct": 0.1, "mr": 0.0}[name]  # the v3 MR model is only level with cubic here (README: it lost
+    # decimation quality against v2; measured +0.04 dB)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_models_assume_real_thick_slices_by_default_and_beat_cubic_there(name):
+    volume = DPNSLCore.read_volume(SAMPLES / CROPS[name]).array.astype(np.float32)
+    norm = IntensityNormalizer.for_volume(volume, name)
+    lr, hr = DPNSLCore.simulate_acquisition(volume, 4, degradation="profile", thickness=1.0)
+    learned = DPNSLCore.upsample(lr, 4, model=name, device="cpu", intensity=norm, bounds=None)
+    assert (learned.plan.degradation, learned.plan.thickness) == ("profile", 1.0)  # auto: the model's mix
+    assert learned.consistency_error < 1e-3 * float(np.ptp(lr))  # A x = y for the thick slices
+    cubic = DPNSLCore.upsample(lr, 4, method="cubic")
+    gain = psnr(norm.forward(learned.volume), norm.forward(hr)) - psnr(norm.forward(cubic.volume), norm.forward(hr))
+    assert gain > 0.5
 
 
 @pytest.mark.parametrize(("crop", "expected"), [("ct_lung1_5mm_crop.nii.gz", "ct"), ("mr_t1_1mm_crop.nii.gz", "mr")])
 def test_default_model_follows_the_modality(crop, expected):
     volume = DPNSLCore.read_volume(SAMPLES / crop).array[:6, :32, :32]
     other = {"ct": "mr", "mr": "ct"}[expected]
-    result = DPNSLCore.upsample(volume, 2, device="cpu")
-    same = DPNSLCore.upsample(volume, 2, device="cpu", model=expected, modality=expected)
-    wrong = DPNSLCore.upsample(volume, 2, device="cpu", model=other, modality=other)
+    result = DPNSLCore.upsample(volume, 2, device="cpu", degradation="decimate")
+    same = DPNSLCore.upsample(volume, 2, device="cpu", model=expected, modality=expected, degradation="decimate")
+    wrong = DPNSLCore.upsample(volume, 2, device="cpu", model=other, modality=other, degradation="decimate")
     assert result.model_source.startswith(f"shipped {expected.upper()} model") and result.modality == expected
     np.testing.assert_array_equal(result.volume, same.volume)  # the right weights *and* the right intensity rule
     assert np.abs(result.volume - wrong.volume).max() > 1e-3

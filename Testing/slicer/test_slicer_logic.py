@@ -202,7 +202,8 @@ def test_the_output_says_which_model_made_it(logic, makeVolume):
     node = makeVolume(smoothVolume((4, 16, 16)) - 1000.0, makeIjkToRas(SPACINGS[0]))  # HU-like: the CT model
     output = logic.upsample(node, 2, model="ct", device="cpu")
     notes = output.GetAttribute("DPNSL.notes")
-    assert "model: shipped CT model (dpnsl_ct.safetensors)" in notes and "acquisition decimate (auto" in notes
+    assert "model: shipped CT model (dpnsl_ct.safetensors)" in notes
+    assert "acquisition box profile, thickness 1 spacings (auto" in notes
 
 
 def _thickCt(makeVolume):
