@@ -17,6 +17,10 @@ from .choices import METHODS, DegradationModel, DeviceChoice, ProfileShape, enum
 from .volumes import checkScalarVolume, ijkToRasArray, newImage, resampleToGrid, spacingZyx, volumeArray
 
 ProgressFn = Callable[[float, str], None]
+#: The network's tiling inside Slicer: memory first, since the scene already holds the volumes. Measured on a
+#: 512x512x100 CT at x4 (output 0.19 GiB): 0.46 GiB beyond the scene and 85 s, against 1.35 GiB and 65 s with
+#: DPNSLCore's default (224, 48); the output is the same (the tiling never changes the result).
+SLICER_TILING = {"tile_size": 64, "z_window": 8}
 CancelFn = Callable[[], bool]
 
 
@@ -166,14 +170,16 @@ class SliceSuperResolutionLogic:
         return self._models[key]
 
     def _run(self, array: np.ndarray, plan, method: str, model, device: str, returnParts: bool,
-             progress: ProgressFn | None, cancel: CancelFn | None, adapt: float | None = None, out=None):
+             progress: ProgressFn | None, cancel: CancelFn | None, adapt: float | None = None, out=None,
+             tiling=None):
         """One DPNSLCore.upsample call with ``plan``'s axis, scale and acquisition (resolved with the model's
         recorded acquisition by :meth:`plan`, so the panel's line and the run agree); the network gets the cached
         model."""
         core = importCore()
         options = dict(method=method, degradation=plan.degradation, thickness=plan.thickness, profile=plan.profile,
                        slice_axis=plan.slice_axis, return_parts=returnParts, progress=progress, cancel=cancel,
-                       output_dtype="input", out=out)  # an int16 CT gives an int16 output: half of float32
+                       output_dtype="input", out=out,  # int16 in, int16 out: half of float32
+                       tiling=SLICER_TILING if tiling is None else tiling)
         if method == "dpnsl":
             device = enumValue(device, DeviceChoice, "device")
             options.update(model=self.loadModel(model, device), device=device, adapt=adapt or None)
@@ -183,7 +189,8 @@ class SliceSuperResolutionLogic:
                  method: str = "dpnsl", degradation: str = "auto", thickness: float | None = None,
                  thicknessMm: float | None = None, profile: str = "box", model=None, device: str = "auto",
                  sliceAxis: int | None = None, outputNode=None, returnParts: bool = False,
-                 progress: ProgressFn | None = None, cancel: CancelFn | None = None, adapt: float | None = None):
+                 progress: ProgressFn | None = None, cancel: CancelFn | None = None, adapt: float | None = None,
+                 tiling=None):
         """Upsample ``inputNode`` along its slice axis into a new (or the given) volume node.
 
         Args:
@@ -201,6 +208,8 @@ class SliceSuperResolutionLogic:
             progress: ``progress(fraction, message)``; cancel: return True to stop (raises DPNSLCore.Cancelled).
             adapt: seconds of self-supervised adaptation of a copy of the model to this volume (DP-NSL only;
                 None: off), see DPNSLCore.inference.adapt.
+            tiling: DPNSLCore.TilingOptions (or a dict of its fields): the network's working memory, never the
+                result; None: :data:`SLICER_TILING` (small tiles: memory first inside Slicer).
 
         Returns:
             The output volume node, or ``(outputNode, PartNodes)`` when ``returnParts`` is True.
@@ -221,7 +230,7 @@ class SliceSuperResolutionLogic:
 
         image, voxels = newImage(plan.output_shape, resolve_output_dtype("input", array))  # the node's own voxels
         result = self._run(array, plan, method, model, device, returnParts, stages.compute, cancel, adapt,
-                           out=voxels)
+                           out=voxels, tiling=tiling)
         if result.volume is not voxels:  # a result computed elsewhere (never by DPNSLCore.upsample with `out`)
             voxels[...] = result.volume
         stages("writing the output volume")  # the last cancel before anything is written

@@ -40,6 +40,8 @@ def main() -> int:
     p.add_argument("--slices", type=int, default=100)
     p.add_argument("--scale", type=float, default=4)
     p.add_argument("--parts", action="store_true")
+    p.add_argument("--tile-size", type=int, default=None)
+    p.add_argument("--z-window", type=int, default=None)
     args = p.parse_args()
     vol = DPNSLCore.read_volume(args.volume)
     reps = int(np.ceil(args.slices / vol.array.shape[0]))
@@ -63,7 +65,9 @@ def main() -> int:
     thread = threading.Thread(target=sample)
     thread.start()
     start = time.perf_counter()
-    result = logic.upsample(node, args.scale, model="ct", device="cpu", returnParts=args.parts)
+    tiling = {k: v for k, v in (("tile_size", args.tile_size), ("z_window", args.z_window)) if v}
+    result = logic.upsample(node, args.scale, model="ct", device="cpu", returnParts=args.parts,
+                            tiling=tiling or None)
     seconds = time.perf_counter() - start
     running[0] = False
     thread.join()
@@ -73,7 +77,8 @@ def main() -> int:
     added = peak[0] - before
     print(f"input {slicer.util.arrayFromVolume(node).shape} int16 -> output {voxels.shape} {voxels.dtype} "
           f"({voxels.nbytes / gib:.2f} GiB); parts {'on' if args.parts else 'off'}: peak {added / gib:.2f} GiB "
-          f"beyond the scene before the click ({added / voxels.nbytes:.1f}x the output), {seconds:.0f} s")
+          f"beyond the scene before the click ({added / voxels.nbytes:.1f}x the output), {seconds:.0f} s, "
+          f"tiling {tiling or 'the module default'}")
     return 0
 
 

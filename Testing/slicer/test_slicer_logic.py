@@ -279,3 +279,19 @@ def test_the_output_is_computed_into_the_nodes_own_voxels(logic, makeVolume, mon
     expected = upsample(slicer.util.arrayFromVolume(inputNode), 3, method="cubic", slice_axis=axis,
                         output_dtype="input").volume
     np.testing.assert_array_equal(voxels, expected)
+
+
+def test_inside_slicer_the_network_runs_in_small_tiles_with_the_same_result(logic, makeVolume, monkeypatch):
+    from DPNSLLib.logic import SLICER_TILING
+
+    import DPNSLCore
+
+    inputNode = makeVolume(np.round(smoothVolume((5, 20, 18)) - 900).astype(np.int16), makeIjkToRas(SPACINGS[0]))
+    seen = []
+    upsample = DPNSLCore.upsample
+    monkeypatch.setattr(DPNSLCore, "upsample", lambda *a, **kw: seen.append(kw["tiling"]) or upsample(*a, **kw))
+    small = slicer.util.arrayFromVolume(logic.upsample(inputNode, 2, model="ct", device="cpu")).copy()
+    large = slicer.util.arrayFromVolume(logic.upsample(inputNode, 2, model="ct", device="cpu",
+                                                       tiling={"tile_size": 224, "z_window": 48}))
+    assert seen == [SLICER_TILING, {"tile_size": 224, "z_window": 48}]
+    np.testing.assert_allclose(small, large, atol=1)  # the same voxels up to the int16 rounding of round-off
