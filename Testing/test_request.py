@@ -79,9 +79,9 @@ def test_describe_names_axis_counts_spacings_and_acquisition():
 
 def test_thickness_in_mm_is_divided_by_the_slice_spacing():
     plan = UpsampleRequest(scale=2, degradation="profile", thickness_mm=7.5).resolve(
-        (4, 4, 4), spacing_zyx=(1.0, 1.0, 5.0), slice_thickness=2.0)
-    assert plan.slice_axis == 2 and plan.thickness == 1.5  # over the slice axis' spacing; beats the header
-    assert "profile thickness 7.5 mm = 1.5 spacings (given)" in plan.notes
+        (4, 4, 4), spacing_zyx=(1.0, 1.0, 3.0), slice_thickness=2.0)
+    assert plan.slice_axis == 2 and plan.thickness == 2.5  # over the slice axis' 3 mm spacing; beats the header
+    assert "profile thickness 7.5 mm = 2.5 spacings (given)" in plan.notes
     with pytest.raises(ValueError, match="at most one of `thickness`"):
         UpsampleRequest(scale=2, thickness=1, thickness_mm=5)
     with pytest.raises(ValueError, match="`thickness_mm` needs the input's geometry"):
