@@ -46,9 +46,12 @@ def test_adaptation_learns_the_volume_under_the_plans_acquisition():
     vol = _thick()
     normalised = np.clip((vol.array + 1024) / 4095, 0, 1).astype(np.float32)
     plan = UpsampleRequest(scale=2, degradation="decimate").resolve(vol.array.shape, geometry=vol.geometry)
-    adapted, report = adapt_model(_model(), normalised, vol.geometry.spacing_zyx, plan,
+    start = _model().eval()
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    adapted, report = adapt_model(start, normalised, vol.geometry.spacing_zyx, plan,
                                   AdaptOptions(120, lr=3e-3, max_steps=60, crop=16), torch.device("cpu"))
-    assert report.steps == 60 and report.views == 2 and not adapted.training
+    assert report.steps == 60 and report.views == 2 and not adapted.training and adapted is not start
+    assert not start.training and all(torch.equal(before[k], v) for k, v in start.state_dict().items())
     assert report.loss_last < 0.85 * report.loss_first  # measured 0.71
 
 
