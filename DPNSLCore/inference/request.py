@@ -126,7 +126,7 @@ class UpsampleRequest:
         kind, profile, fallback = self.degradation, self.profile, 1.0
         trained = trained_acquisition or {}
         if kind == "auto" and trained.get("kind") in ("profile", "mix"):
-            kind, profile, fallback = "profile", trained.get("profile", "box"), _trained_thickness(trained)
+            kind, profile, fallback = "profile", trained.get("profile", "box"), default_profile_thickness(trained)
         elif kind == "auto":
             kind = "decimate" if _is_number(raw) and is_integer_scale(float(raw)) else "sample"
             notes.append(f"acquisition {kind} (auto: {'integer' if kind == 'decimate' else 'non-integer'} scale)")
@@ -258,9 +258,10 @@ class UpsamplePlan:
                                 thickness=self.thickness)
 
 
-def _trained_thickness(trained: dict) -> float:
-    """The thickness a profile-trained model implies when neither the request nor the header gives one: its
-    recorded value, or for a range 1 (thickness = spacing) when the range holds it, else the range's middle."""
+def default_profile_thickness(trained: dict) -> float:
+    """The profile thickness (spacings) an acquisition record implies when nothing else gives one: its recorded
+    value, or for a range 1 (thickness = spacing) when the range holds it, else the range's middle. Used for a
+    model's default in upsample and for the thickness a mixed run validates with."""
     thickness = trained.get("thickness", 1.0)
     if isinstance(thickness, (list, tuple)):
         low, high = float(thickness[0]), float(thickness[-1])

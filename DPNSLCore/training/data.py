@@ -187,8 +187,8 @@ class SliceWindowDataset(Dataset):
         if n_lr < 2:
             raise ValueError(f"`n_lr` must be >= 2 observed slices, got {n_lr}")
         spec = ScaleSpec.parse(scales if isinstance(scales, (str, ScaleSpec)) else tuple(scales))
-        self.acquisition = TrainingAcquisition(degradation, spec, profile, TrainingAcquisition.parse_thickness(
-            thickness if not isinstance(thickness, (int, float)) else str(thickness)), decimate_share)
+        self.acquisition = TrainingAcquisition(degradation, spec, profile,
+                                               TrainingAcquisition.parse_thickness(thickness), decimate_share)
         self.n_lr, self.seed, self.kind = int(n_lr), int(seed), degradation
         self._degradations: dict[tuple[str, float, float], Degradation] = {}
         self.volumes = list(volumes)

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..evaluation.evaluate import parse_scales
+from ..inference.request import default_profile_thickness
 from ..models import PRESETS, build_model, load_checkpoint, read_checkpoint_info, save_checkpoint
 from ..models.registry import resolve_device
 from . import state as ts
@@ -221,13 +222,6 @@ def _init_weights(path: str, model: torch.nn.Module) -> dict:
     return initial.state_dict()
 
 
-def _val_thickness(args: argparse.Namespace) -> float:
-    """The profile thickness validation uses: 1 (thickness = spacing) when the run's range holds it, else its
-    midpoint."""
-    low, high = TrainingAcquisition.parse_thickness(str(args.thickness))
-    return 1.0 if low <= 1.0 <= high else (low + high) / 2
-
-
 @dataclass
 class TrainResult:
     """Where the run is and how it ended."""
@@ -325,7 +319,7 @@ def train(args: argparse.Namespace) -> TrainResult:
     ids = [device.index] if device.type == "cuda" else None
     net = torch.nn.parallel.DistributedDataParallel(run.model, device_ids=ids) if world > 1 else run.model
     validator = Validator(val_volumes, args.val_scales, degradation=args.degradation, device=device,
-                          profile=args.profile, thickness=_val_thickness(args))
+                          profile=args.profile, thickness=default_profile_thickness(acquisition_of(args)))
     columns = ["step", "time_s", "loss", "lr", "samples_per_s"] + (validator.columns if val_volumes else [])
     log = ts.MetricLog(out / ts.LOG_FILE, columns, run.step if args.resume else None) if rank == 0 else None
     plan = dataset.batches(args.batch_size, start_step=run.step, steps=args.steps, rank=rank)
