@@ -69,7 +69,8 @@ def test_result_does_not_depend_on_tiles_or_z_windows(config, kind, scale):
     run = {"model": model, "degradation": kind, "device": "cpu", "intensity": IDENTITY, "return_parts": True}
     whole = upsample(y, scale, tiling={"tile_size": 64, "z_window": 64}, **run)
     assert float(np.abs(whole.detail).max()) > 0.05  # the network really contributes
-    for tiling in ({"tile_size": 5, "z_window": 1}, {"tile_size": 8, "z_window": 3}, {"tile_size": 21, "z_window": 4}):
+    for tiling in ({"tile_size": 5, "z_window": 1}, {"tile_size": 8, "z_window": 3, "release_memory": True},
+                   {"tile_size": 21, "z_window": 4}):
         part = upsample(y, scale, tiling=tiling, **run)
         np.testing.assert_allclose(part.volume, whole.volume, rtol=0, atol=1e-5)
         np.testing.assert_allclose(part.routing, whole.routing, rtol=0, atol=1e-5)
@@ -114,6 +115,8 @@ def test_tiling_options_are_validated():
         TilingOptions(z_window=0)
     with pytest.raises(ValueError, match="`tile_size` must be an integer >= 1, got 2.5"):
         TilingOptions(tile_size=2.5)
+    with pytest.raises(ValueError, match="`release_memory` must be True or False, got 'yes'"):
+        TilingOptions(release_memory="yes")
     with pytest.raises(TypeError, match="`tiling` must be a TilingOptions or a dict"):
         TilingOptions.from_value(64)
     with pytest.raises(ValueError, match="unknown tiling option"):

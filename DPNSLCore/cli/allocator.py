@@ -1,4 +1,8 @@
-"""Process-level allocator tuning for the command lines (never applied on import of the library)."""
+"""Process-level control of glibc's allocator (never applied on import of the library).
+
+The command lines keep freed memory (speed); runs that put memory first, as inside Slicer, hand it back after each
+tile (:attr:`DPNSLCore.inference.tiling.TilingOptions.release_memory`).
+"""
 
 import ctypes
 import sys
@@ -13,10 +17,29 @@ def keep_freed_memory() -> bool:
     Inference allocates and frees the same few large buffers per tile; returning them each time costs page
     faults that made whole-volume inference 25-35 % slower on 2-core machines. Returns True when applied.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+    libc = _libc()
+    if libc is None:
         return False
     return bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)) and bool(libc.mallopt(_M_TOP_PAD, 256 << 20))
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Return the heap's free pages to the OS now (glibc ``malloc_trim``); True when something was released.
+
+    Tile after tile, the network's freed buffers stay resident in glibc's heaps (fragmented, above its trim
+    threshold): measured in a Slicer-like process on a 512x512x60 x4 run, 264 MiB beyond the output without this
+    after each tile, 30 MiB with it. A no-op (False) where glibc is not the allocator.
+    """
+    libc = _libc()
+    if libc is None or not hasattr(libc, "malloc_trim"):
+        return False
+    return bool(libc.malloc_trim(0))

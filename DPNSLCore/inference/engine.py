@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..cli.allocator import release_freed_memory
 from ..io.intensity import IntensityNormalizer
 from ..models.network import DPNSL
 from ..ops.bounds import BoundsReport, IntensityBounds, keep_in_bounds
@@ -144,6 +145,8 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
             if routing is not None and res.routing is not None:
                 routing[:, :, ty.write, tx.write] = res.routing.numpy()
         del res, block, written
+        if tiling.release_memory:
+            release_freed_memory()
         tick_tile("written")
     return VolumeResult(output, anchor, detail, routing, error, report)
 

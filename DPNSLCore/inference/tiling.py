@@ -30,6 +30,8 @@ class TilingOptions:
         tile_size: in-plane core tile in voxels (>= 1). Peak memory grows with its square: lower it to save memory.
         z_window: observed slices per network window (>= 1), read with a z halo of the receptive radius.
             Larger windows waste less compute on the halo and use more memory.
+        release_memory: hand freed memory back to the OS after every tile (glibc ``malloc_trim``): the lowest
+            resident memory, for a host process that keeps running (Slicer), at a small cost in speed.
 
     Raises:
         ValueError: a value out of range, or (``from_value``) an unknown key.
@@ -37,8 +39,11 @@ class TilingOptions:
 
     tile_size: int = 224
     z_window: int = 48
+    release_memory: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.release_memory, bool):
+            raise ValueError(f"`release_memory` must be True or False, got {self.release_memory!r}")
         for name, low in (("tile_size", 1), ("z_window", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

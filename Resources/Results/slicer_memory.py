@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "DPNSLSlicer")]
 
 import slicer  # noqa: E402
-from DPNSLLib.logic import SliceSuperResolutionLogic  # noqa: E402
+from DPNSLLib.logic import SLICER_TILING, SliceSuperResolutionLogic  # noqa: E402
 
 import DPNSLCore  # noqa: E402
 
@@ -42,6 +42,7 @@ def main() -> int:
     p.add_argument("--parts", action="store_true")
     p.add_argument("--tile-size", type=int, default=None)
     p.add_argument("--z-window", type=int, default=None)
+    p.add_argument("--keep-freed", action="store_true", help="do not hand freed memory back after each tile")
     args = p.parse_args()
     vol = DPNSLCore.read_volume(args.volume)
     reps = int(np.ceil(args.slices / vol.array.shape[0]))
@@ -65,20 +66,24 @@ def main() -> int:
     thread = threading.Thread(target=sample)
     thread.start()
     start = time.perf_counter()
-    tiling = {k: v for k, v in (("tile_size", args.tile_size), ("z_window", args.z_window)) if v}
-    result = logic.upsample(node, args.scale, model="ct", device="cpu", returnParts=args.parts,
-                            tiling=tiling or None)
+    changed = {k: v for k, v in (("tile_size", args.tile_size), ("z_window", args.z_window)) if v}
+    if args.keep_freed:
+        changed["release_memory"] = False
+    tiling = {**SLICER_TILING, **changed}
+    result = logic.upsample(node, args.scale, model="ct", device="cpu", returnParts=args.parts, tiling=tiling)
     seconds = time.perf_counter() - start
     running[0] = False
     thread.join()
+    kept = rss() - before
     output = result[0] if args.parts else result
     voxels = slicer.util.arrayFromVolume(output)
     gib = 1024**3
     added = peak[0] - before
     print(f"input {slicer.util.arrayFromVolume(node).shape} int16 -> output {voxels.shape} {voxels.dtype} "
           f"({voxels.nbytes / gib:.2f} GiB); parts {'on' if args.parts else 'off'}: peak {added / gib:.2f} GiB "
-          f"beyond the scene before the click ({added / voxels.nbytes:.1f}x the output), {seconds:.0f} s, "
-          f"tiling {tiling or 'the module default'}")
+          f"beyond the scene before the click ({added / voxels.nbytes:.1f}x the output), {kept / gib:.2f} GiB "
+          f"still held after it, {seconds:.0f} s, "
+          f"tiling {tiling}")
     return 0
 
 
