@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
                    help="fine-tune a copy of the model on this volume's own in-plane axes for SECONDS before "
                    "upsampling (self-supervised; default 0: off)")
+    p.add_argument("--no-destripe", action="store_true",
+                   help="keep the network's detail as it is (default: its part that repeats with the slice period, "
+                   "locally, is removed; the acquired slices are kept either way)")
     p.add_argument("--slice-axis", default="auto", choices=["auto", "0", "1", "2"],
                    help="numpy axis of the slices (0 = the file's third axis); auto = largest spacing")
     p.add_argument("--checkpoint", "--model", dest="model", default=None,
@@ -164,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                               thickness_mm=args.thickness_mm, slice_axis=request.slice_axis,
                               modality=args.modality, device=args.device,
                               return_parts=parts_dir is not None, tiling=tiling, output_dtype=args.output_dtype,
-                              allow_untrained=args.allow_untrained, progress=progress, adapt=args.adapt or None)
+                              allow_untrained=args.allow_untrained, progress=progress, adapt=args.adapt or None,
+                              destripe=not args.no_destripe)
         progress.close()
         print(f"{source}: {result.plan.describe()}", file=sys.stderr)
         for note in result.notes:

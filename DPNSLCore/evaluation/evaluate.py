@@ -86,7 +86,7 @@ def load_dpnsl(checkpoint: str | None, modality: str, device: str = "auto") -> L
 def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: LoadedModel | DPNSL | None = None,
                         normalizer: IntensityNormalizer | None = None, degradation: str = "decimate",
                         device: str | torch.device = "auto", profile: str = "box",
-                        thickness: float = 1.0, adapt: float = 0.0) -> np.ndarray:
+                        thickness: float = 1.0, adapt: float = 0.0, destripe: bool = True) -> np.ndarray:
     """Upsample a normalised LR stack (slice axis 0) with ``method``; returns the normalised HR prediction.
 
     Baselines run on the normalised values directly; ``dpnsl`` runs the product path (module docstring).
@@ -101,7 +101,7 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
         raise ValueError("method 'dpnsl' needs a model and the volume's normalizer")
     identity = IntensityNormalizer(normalizer.kind, 1.0, 0.0)  # the stack is already normalised
     return upsample(lr, scale, model=model, method="dpnsl", device=device, modality=normalizer.kind,
-                    intensity=identity, adapt=adapt or None, **acquisition).volume
+                    intensity=identity, adapt=adapt or None, destripe=destripe, **acquisition).volume
 
 
 @dataclass
@@ -119,11 +119,13 @@ class ProtocolOptions:
     profile: str = "box"
     thickness: float = 1.0  # in acquired slice spacings (profile only)
     adapt: float = 0.0  # seconds of adaptation of the model to each simulated input (dpnsl only; 0: off)
+    destripe: bool = True  # remove the phase-locked part of DP-NSL's detail (upsample's default)
 
     def acquisition_text(self) -> str:
         text = f"{self.profile} profile (thickness {self.thickness:g} spacings)" if self.degradation == "profile" \
             else self.degradation
-        return text + (f", DP-NSL adapted {self.adapt:g} s to each input" if self.adapt else "")
+        text += f", DP-NSL adapted {self.adapt:g} s to each input" if self.adapt else ""
+        return text + ("" if self.destripe else ", DP-NSL without destripe")
 
 
 class TooFewSlicesError(ValueError):
@@ -160,6 +162,7 @@ def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Seque
             start = time.perf_counter()
             pred = upsample_normalised(lr, scale, method, model=model, normalizer=volume.normalizer,
                                        degradation=options.degradation, device=options.device, adapt=options.adapt,
+                                       destripe=options.destripe,
                                        **acquisition)
             seconds = time.perf_counter() - start
             consistency = float((deg.forward(torch.from_numpy(pred)) - torch.from_numpy(lr)).abs().max())
@@ -309,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
     p.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
                    help="adapt the model to each simulated input for SECONDS first (dpnsl; default 0: off)")
+    p.add_argument("--no-destripe", action="store_true",
+                   help="keep DP-NSL's detail as the network made it (default: its phase-locked part is removed)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", metavar="DIR", help="write results.md, summary.csv, scores.csv and MAE plots here")
     return p
@@ -320,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give --data PATH... and/or --paired THICK THIN", file=sys.stderr)
         return 2
     options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device, args.profile,
-                              args.thickness, args.adapt)
+                              args.thickness, args.adapt, not args.no_destripe)
     try:
         if args.data:
             result = evaluate(args.data, args.scales, args.methods, checkpoint=args.checkpoint,
@@ -332,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
             rows = paired_check(*args.paired, parse_methods(args.methods), checkpoint=args.checkpoint,
                                 modality=args.modality, degradation=args.degradation, device=args.device,
-                                out=args.out)
+                                out=args.out, destripe=not args.no_destripe)
             print(paired_markdown(rows))
     except (ValueError, TypeError, FileNotFoundError, MemoryError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -23,9 +23,10 @@ from ..io.volumes import Geometry, Volume
 from ..models.network import DPNSL
 from ..models.registry import LoadedModel, open_model, resolve_device
 from ..ops.bounds import IntensityBounds
+from ..ops.destripe import DestripeOptions, phase_period
 from ..ops.interpolation import BASELINES
 from .adapt import AdaptOptions, adapt_model
-from .engine import baseline_column, network_column, run_volume
+from .engine import baseline_column, network_column, network_halo, run_volume
 from .request import UpsamplePlan, UpsampleRequest
 from .tiling import CancelFn, ProgressFn, TilingOptions
 
@@ -247,6 +248,7 @@ def upsample(
     cancel: CancelFn | None = None,
     adapt: float | AdaptOptions | None = None,
     out: np.ndarray | None = None,
+    destripe: bool | DestripeOptions = True,
 ) -> UpsampleResult:
     """Turn a thick-slice volume into a thin-slice one; every observed slice is kept (A x = y).
 
@@ -278,6 +280,9 @@ def upsample(
             geometry is taken as in-plane voxels of the output slice spacing.
         out: a preallocated output array (the output's shape and dtype, e.g. a Slicer node's voxels): written in
             place and returned as ``result.volume``, so the output is never copied.
+        destripe: remove the part of the network's detail that repeats with the slice period, locally (stripes;
+            :mod:`DPNSLCore.ops.destripe`, A x = y still holds); True (default), False, or
+            :class:`DestripeOptions`. DP-NSL only.
 
     Raises:
         ValueError / TypeError: bad input, scale, method, acquisition, axis, model or device, with the fix.
@@ -313,8 +318,16 @@ def upsample(
                                                  progress, cancel)
             notes.append(adapt_note)
         box = _bounds(bounds, array, choice.normalizer)
-        column, ticks = network_column(net, deg, choice.normalizer, options, dev, parts=return_parts, bounds=box)
-        halo, n_experts = net.estimator.receptive_radius, net.config.n_experts
+        stripes = DestripeOptions.from_value(destripe)
+        if stripes is not None and phase_period(plan.scale) is None:
+            notes.append(f"destripe: off, the scale {plan.scale:g} has no short phase period")
+            stripes = None
+        elif stripes is not None:
+            notes.append(f"destripe: the detail's part locked to the slice phase removed (same-phase means over "
+                         f"±{stripes.periods} period(s), in-plane sigma {stripes.sigma:g} voxels)")
+        column, ticks = network_column(net, deg, choice.normalizer, options, dev, parts=return_parts, bounds=box,
+                                       destripe=stripes)
+        halo, n_experts = network_halo(net, stripes), net.config.n_experts
         source, kind, degrees, notes = choice.source, choice.normalizer.kind, tuple(net.config.degrees), \
             notes + list(choice.notes)
     else:

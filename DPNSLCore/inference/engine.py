@@ -19,6 +19,7 @@ from ..cli.allocator import release_freed_memory
 from ..io.intensity import IntensityNormalizer
 from ..models.network import DPNSL
 from ..ops.bounds import BoundsReport, IntensityBounds, keep_in_bounds
+from ..ops.destripe import DestripeOptions, remove_phase_locked
 from ..ops.interpolation import interpolate
 from ..ops.operators import Degradation
 from .tiling import CancelFn, Cancelled, ProgressFn, TilingOptions, ZWindow, plan_tiles, plan_z_windows
@@ -162,15 +163,27 @@ def baseline_column(degradation: Degradation, method: str) -> ColumnFn:
     return column
 
 
+def network_halo(model: DPNSL, destripe: DestripeOptions | None = None) -> int:
+    """In-plane halo a column of ``model`` reads: its receptive radius, plus the reach of the destripe estimate."""
+    return model.estimator.receptive_radius + (destripe.radius if destripe is not None else 0)
+
+
+def _widen(keep: slice, by: int, size: int) -> slice:
+    return slice(max(keep.start - by, 0), min(keep.stop + by, size))
+
+
 def network_column(model: DPNSL, degradation: Degradation, normalizer: IntensityNormalizer, tiling: TilingOptions,
-                   device: torch.device, *, parts: bool,
-                   bounds: IntensityBounds | None = None) -> tuple[ColumnFn, int]:
-    """Column function of a DP-NSL model and the number of progress ticks per column.
+                   device: torch.device, *, parts: bool, bounds: IntensityBounds | None = None,
+                   destripe: DestripeOptions | None = None) -> tuple[ColumnFn, int]:
+    """Column function of a DP-NSL model and the number of progress ticks per column (read with
+    :func:`network_halo`).
 
     The estimator runs on z windows (:func:`.tiling.plan_z_windows`) read with its z receptive radius as halo and
     asked for the HR slices it owns plus the HR margin its HR-resolution convs need; the model's own anchor and
-    projection (:meth:`DPNSL.assemble`) then run on the whole column, in the input's units, and the output is kept
-    inside ``bounds`` (:func:`DPNSLCore.ops.bounds.keep_in_bounds`: A x = y still holds).
+    projection (:meth:`DPNSL.assemble`) then run on the whole column, in the input's units; with ``destripe`` the
+    detail's phase-locked part is removed (:mod:`DPNSLCore.ops.destripe`, on the core widened by its reach, so the
+    result does not depend on the tiles); and the output is kept inside ``bounds``
+    (:func:`DPNSLCore.ops.bounds.keep_in_bounds`). A x = y holds throughout.
     """
     estimator = model.estimator
     windows = plan_z_windows(degradation.n_lr, degradation.n_hr, degradation.scale, tiling.z_window,
@@ -185,21 +198,32 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
         sel = slice(w.hr_start - lo, w.hr_stop - lo)
         return f[0, 0, sel, keep_y, keep_x].float().cpu(), r[0, :, sel, keep_y, keep_x].float().cpu()
 
+    reach = destripe.radius if destripe is not None else 0
+
     def column(y_read, keep_y, keep_x, tick):
         y_n = normalizer.forward(y_read)
-        h, w = y_n[0, keep_y, keep_x].shape
+        wide_y, wide_x = _widen(keep_y, reach, y_read.shape[1]), _widen(keep_x, reach, y_read.shape[2])
+        h, w = y_n[0, wide_y, wide_x].shape
         f = torch.empty(degradation.n_hr, h, w)
         routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
         with torch.inference_mode():
             for win in windows:
-                fw, rw = window_f(y_n, win, keep_y, keep_x)
+                fw, rw = window_f(y_n, win, wide_y, wide_x)
                 f[win.hr_start:win.hr_stop] = fw
                 if routing is not None:
                     routing[:, win.hr_start:win.hr_stop] = rw
                 tick(f"slices {win.read_start}-{win.read_stop} of {degradation.n_lr}")
+            out, anchor, detail = model.assemble(y_read[:, wide_y, wide_x], f, degradation,
+                                                 f_scale=normalizer.scale, f_offset=normalizer.offset)
+            if destripe is not None:
+                detail = remove_phase_locked(detail, degradation, destripe, projection=model.config.projection
+                                             if model.config.use_mcp else "none", anchor=model.config.anchor)
+                out = anchor + detail
+            inner = (slice(None), slice(keep_y.start - wide_y.start, keep_y.stop - wide_y.start),
+                     slice(keep_x.start - wide_x.start, keep_x.stop - wide_x.start))
+            out, anchor, detail = out[inner], anchor[inner], detail[inner]
+            routing = routing[(slice(None), *inner)] if routing is not None else None
             y_core = y_read[:, keep_y, keep_x]
-            out, anchor, detail = model.assemble(y_core, f, degradation, f_scale=normalizer.scale,
-                                                 f_offset=normalizer.offset)
             report = None
             if bounds is not None:
                 out, report = keep_in_bounds(out, y_core, degradation, bounds)
