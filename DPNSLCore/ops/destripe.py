@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from .operators import Degradation, null_space_detail
 
@@ -101,8 +101,8 @@ def phase_locked_part(detail: torch.Tensor, period: int, options: DestripeOption
         idx = np.where(idx >= m, 2 * (m - 1) - idx, idx)
         mean = seq[torch.from_numpy(np.clip(idx, 0, m - 1).reshape(-1))].reshape(m, len(offsets), height, width)
         mean = mean.mean(dim=1)[:, None]  # (m, 1, Y, X)
-        mean = F.conv2d(F.pad(mean, (r, r, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-        mean = F.conv2d(F.pad(mean, (0, 0, r, r), mode="replicate"), kernel.view(1, 1, -1, 1))
+        mean = functional.conv2d(functional.pad(mean, (r, r, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+        mean = functional.conv2d(functional.pad(mean, (0, 0, r, r), mode="replicate"), kernel.view(1, 1, -1, 1))
         out[phase::period] = mean[:, 0]
     return out
 
