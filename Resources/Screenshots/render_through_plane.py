@@ -5,7 +5,9 @@ in the coronal and sagittal planes, at a soft-tissue and an air (lung) window. E
 are the windows; pixels are square in mm (the through-plane axis is resampled for display only).
 
     python Resources/Screenshots/render_through_plane.py ../shared/data/ct_lung1_5mm.nii.gz --scale 5 \\
-        --models old=/tmp/dpnsl_ct_v2.safetensors,new=ct -o Resources/Screenshots/lung1_coronal.png
+        --models "v3 without destripe=ct:no-destripe,v3=ct" -o Resources/Screenshots/lung1_coronal_x5.png
+
+A MODEL ending in ``:no-destripe`` runs with ``destripe=False`` (upsample's default is on).
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("cubic", DPNSLCore.upsample(cropped, args.scale, method="cubic"))]
     for item in args.models.split(","):
         label, model = item.split("=", 1) if "=" in item else (item, item)
-        rows.append((f"DP-NSL {label}", DPNSLCore.upsample(cropped, args.scale, model=model, device="cpu")))
+        model, _, flag = model.partition(":")
+        rows.append((f"DP-NSL {label}", DPNSLCore.upsample(cropped, args.scale, model=model, device="cpu",
+                                                           destripe=flag != "no-destripe")))
     dz = vol.geometry.spacing_zyx[0] / args.scale
     dx = vol.geometry.spacing_zyx[2]
     row = int(args.row * c)
