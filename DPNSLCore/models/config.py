@@ -63,6 +63,9 @@ class ModelConfig:
       the in-cell position) and the in-plane bases only modulate per-voxel coefficients; the compute
       saved went into a third encoder block. C is the choice if training shows the model capacity-bound.
       The paper preset is GPU-sized (64-channel 3x3x3 convs at HR resolution) and not timed on CPU.
+    - ``mid`` and ``large``: lean scaled up for the preset study of the generalisation issue (quality per second,
+      README): mid = 7 blocks, 16 HR channels, 2 decoder blocks (49,319 parameters, ~2x lean's window time);
+      large = 32 features, 6 blocks, 16 HR channels, 2 decoder blocks (164,551 parameters, ~4x).
 
     Ablation switches: ``upsampler`` ("mos" | "trilinear"), ``decoder`` ("lscd" | "mlp"), ``degrees``
     (any non-empty subset of {2, 3, 4}), ``anchor`` ("linear" | "none"), ``projection``
