@@ -8,7 +8,7 @@
 set -euo pipefail
 D=${DATA:-../shared/data}
 STEPS_CT=${STEPS_CT:-6000}
-STEPS_MR=${STEPS_MR:-5000}
+STEPS_MR=${STEPS_MR:-6500}  # as run: 5000 steps, then resumed to 6500 (its best checkpoint is the last)
 STEPS_TUNE=${STEPS_TUNE:-1500}
 COMMON=(--preset lean --anchor cubic --projection spline --degradation mix --thickness 0.75:1.5
         --decimate-share 0.4 --scales 1.5:7 --val-scales 2,4 --crop 40:64 --batch-size 8 --lr 2e-3
