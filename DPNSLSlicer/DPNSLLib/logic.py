@@ -173,7 +173,7 @@ class SliceSuperResolutionLogic:
 
     def _run(self, array: np.ndarray, plan, method: str, model, device: str, returnParts: bool,
              progress: ProgressFn | None, cancel: CancelFn | None, adapt: float | None = None, out=None,
-             tiling=None):
+             tiling=None, destripe: bool = True):
         """One DPNSLCore.upsample call with ``plan``'s axis, scale and acquisition (resolved with the model's
         recorded acquisition by :meth:`plan`, so the panel's line and the run agree); the network gets the cached
         model."""
@@ -184,7 +184,8 @@ class SliceSuperResolutionLogic:
                        tiling=SLICER_TILING if tiling is None else tiling)
         if method == "dpnsl":
             device = enumValue(device, DeviceChoice, "device")
-            options.update(model=self.loadModel(model, device), device=device, adapt=adapt or None)
+            options.update(model=self.loadModel(model, device), device=device, adapt=adapt or None,
+                           destripe=destripe)
         return core.upsample(array, plan.scale, **options)
 
     def upsample(self, inputNode, scale: float | None = None, *, spacing: float | None = None,
@@ -192,7 +193,7 @@ class SliceSuperResolutionLogic:
                  thicknessMm: float | None = None, profile: str = "box", model=None, device: str = "auto",
                  sliceAxis: int | None = None, outputNode=None, returnParts: bool = False,
                  progress: ProgressFn | None = None, cancel: CancelFn | None = None, adapt: float | None = None,
-                 tiling=None):
+                 tiling=None, destripe: bool = True):
         """Upsample ``inputNode`` along its slice axis into a new (or the given) volume node.
 
         Args:
@@ -212,6 +213,8 @@ class SliceSuperResolutionLogic:
                 None: off), see DPNSLCore.inference.adapt.
             tiling: DPNSLCore.TilingOptions (or a dict of its fields): the network's working memory, never the
                 result; None: :data:`SLICER_TILING` (small tiles: memory first inside Slicer).
+            destripe: remove the part of the network's detail locked to the slice phase (DPNSLCore.ops.destripe;
+                A x = y still holds); False keeps the raw network detail.
 
         Returns:
             The output volume node, or ``(outputNode, PartNodes)`` when ``returnParts`` is True.
@@ -232,7 +235,7 @@ class SliceSuperResolutionLogic:
 
         image, voxels = newImage(plan.output_shape, resolve_output_dtype("input", array))  # the node's own voxels
         result = self._run(array, plan, method, model, device, returnParts, stages.compute, cancel, adapt,
-                           out=voxels, tiling=tiling)
+                           out=voxels, tiling=tiling, destripe=destripe)
         if result.volume is not voxels:  # a result computed elsewhere (never by DPNSLCore.upsample with `out`)
             voxels[...] = result.volume
         stages("writing the output volume")  # the last cancel before anything is written

@@ -206,6 +206,15 @@ def test_the_output_says_which_model_made_it(logic, makeVolume):
     assert "acquisition box profile, thickness 1 spacings (auto" in notes
 
 
+def test_destripe_is_on_by_default_said_and_can_be_turned_off(logic, makeVolume):
+    node = makeVolume(smoothVolume((6, 16, 16)) * 400.0 - 900.0, makeIjkToRas(SPACINGS[0]))
+    on = logic.upsample(node, 3, model="ct", device="cpu")
+    off = logic.upsample(node, 3, model="ct", device="cpu", destripe=False)
+    assert "destripe: the detail's part locked to the slice phase removed" in on.GetAttribute("DPNSL.notes")
+    assert "destripe" not in off.GetAttribute("DPNSL.notes")
+    assert not np.array_equal(slicer.util.arrayFromVolume(on), slicer.util.arrayFromVolume(off))
+
+
 def _thickCt(makeVolume):
     return makeVolume(smoothVolume((4, 12, 10)) - 900.0, makeIjkToRas(SPACINGS[0]), "thick")
 
