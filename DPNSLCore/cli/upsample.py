@@ -16,12 +16,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..inference.allocator import keep_freed_memory
 from ..inference.api import METHODS, MODALITIES, upsample
 from ..inference.request import UpsampleRequest
 from ..inference.tiling import Cancelled, TilingOptions
 from ..io.volumes import WRITE_SUFFIXES, Volume, read_volume, write_volume
 from ..ops.grid import KINDS, PROFILES
-from .allocator import keep_freed_memory
 
 OUTPUT_DTYPES = ("input", "float32", "int16", "uint16", "int32")
 

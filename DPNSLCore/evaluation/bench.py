@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from ..cli.allocator import keep_freed_memory
+from ..inference.allocator import keep_freed_memory
 from ..inference.api import upsample
 from ..inference.tiling import TilingOptions
 from ..io.volumes import detect_slice_axis, read_volume

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..cli.allocator import release_freed_memory
 from ..io.intensity import IntensityNormalizer
 from ..models.network import DPNSL
 from ..ops.bounds import BoundsReport, IntensityBounds, keep_in_bounds
-from ..ops.destripe import DestripeOptions, remove_phase_locked
+from ..ops.destripe import DestripeOptions
 from ..ops.interpolation import interpolate
 from ..ops.operators import Degradation
+from .allocator import release_freed_memory
 from .tiling import CancelFn, Cancelled, ProgressFn, TilingOptions, ZWindow, plan_tiles, plan_z_windows
 
 _FLOAT32 = np.dtype(np.float32)
@@ -214,11 +214,8 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
                     routing[:, win.hr_start:win.hr_stop] = rw
                 tick(f"slices {win.read_start}-{win.read_stop} of {degradation.n_lr}")
             out, anchor, detail = model.assemble(y_read[:, wide_y, wide_x], f, degradation,
-                                                 f_scale=normalizer.scale, f_offset=normalizer.offset)
-            if destripe is not None:
-                detail = remove_phase_locked(detail, degradation, destripe, projection=model.config.projection
-                                             if model.config.use_mcp else "none", anchor=model.config.anchor)
-                out = anchor + detail
+                                                 f_scale=normalizer.scale, f_offset=normalizer.offset,
+                                                 destripe=destripe)
             inner = (slice(None), slice(keep_y.start - wide_y.start, keep_y.stop - wide_y.start),
                      slice(keep_x.start - wide_x.start, keep_x.stop - wide_x.start))
             out, anchor, detail = out[inner], anchor[inner], detail[inner]

@@ -8,6 +8,7 @@ import numbers
 import torch
 from torch import Tensor, nn
 
+from ..ops.destripe import DestripeOptions, remove_phase_locked
 from ..ops.operators import Degradation, null_space_detail
 from .config import ModelConfig
 from .decoder import Decoder
@@ -153,7 +154,7 @@ class DPNSL(nn.Module):
         return {"output": output, "anchor": anchor, "f": f, "detail": detail, "routing": routing}
 
     def assemble(self, y: Tensor, f: Tensor, degradation: Degradation, *, f_scale: float = 1.0,
-                 f_offset: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+                 f_offset: float = 0.0, destripe: DestripeOptions | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """x = B y + (I - P A) f: the model's anchor and projection (its config) around a network output.
 
         Args:
@@ -162,6 +163,8 @@ class DPNSL(nn.Module):
             degradation: the acquisition operator A.
             f_scale, f_offset: the intensity map of ``y`` (units per normalised unit, and the intensity of
                 normalised 0), so the detail is added in ``y``'s units and A x = y holds there exactly.
+            destripe: also remove the detail's part locked to the slice phase, through the same projection
+                (:func:`DPNSLCore.ops.destripe.remove_phase_locked`; f of shape (n_hr, Y, X)); None: off.
 
         Returns:
             (output, anchor, detail) in ``y``'s units; ``use_mcp=False`` adds f unprojected (the ablation).
@@ -169,10 +172,13 @@ class DPNSL(nn.Module):
         cfg = self.config
         with torch.autocast(device_type=y.device.type, enabled=False):  # consistency needs float32, not bf16
             y, f = y.float(), f.float()
-            detail = null_space_detail(f, degradation, cfg.projection if cfg.use_mcp else "none",
-                                       anchor=cfg.anchor)
+            projection = cfg.projection if cfg.use_mcp else "none"
+            detail = null_space_detail(f, degradation, projection, anchor=cfg.anchor)
             if f_scale != 1.0:  # in place unless detail is f itself (projection "none")
                 detail = detail * f_scale if detail is f else detail.mul_(f_scale)
+            if destripe is not None:
+                detail = remove_phase_locked(detail, degradation, destripe, projection=projection,
+                                             anchor=cfg.anchor)
             if cfg.anchor == "none":
                 anchor = torch.full_like(detail, float(f_offset))
             else:
