@@ -1,7 +1,7 @@
 """Process-level control of glibc's allocator (never applied on import of the library).
 
-The command lines and bench keep freed memory (speed); runs that put memory first, as inside Slicer, hand it back after each
-tile (:attr:`DPNSLCore.inference.tiling.TilingOptions.release_memory`).
+The command lines and bench keep freed memory (speed); runs that put memory first, as inside Slicer, hand it
+back after each tile (:attr:`DPNSLCore.inference.tiling.TilingOptions.release_memory`).
 """
 
 import ctypes
