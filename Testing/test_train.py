@@ -90,6 +90,41 @@ def test_loss_option_changes_the_training(ct_file, tmp_path):
     assert first_mse < first_l1  # squared errors of normalised intensities (< 1) are smaller than absolute ones
 
 
+def test_gain_loss_trains_from_the_anchor_in_decibels(ct_file, tmp_path):
+    assert main(tiny_run(ct_file, tmp_path, 2, "--loss", "gain")) == 0
+    first = float(read_log(tmp_path)[0]["loss"])
+    assert abs(first) < 0.5  # a fresh model is the anchor up to its near-zero last layer: about 0 dB of change
+    assert ts.load_args(tmp_path)["loss"] == "gain"
+
+
+def test_a_joint_run_normalises_each_volume_by_its_own_rule_and_makes_a_model_for_any_modality(ct_file, tmp_path,
+                                                                                                capsys):
+    z, y, x = np.meshgrid(np.arange(40), np.arange(20), np.arange(20), indexing="ij")
+    mr_file, air_file = tmp_path / "mr.nii.gz", tmp_path / "air.nii.gz"
+    write_volume(Volume((400 + 300 * np.sin(z / 3) * np.cos(y / 4 + x / 5)).astype(np.int16),
+                        Geometry(spacing=(1.0, 1.0, 1.0))), mr_file)
+    hu = np.where(x < 5, -1000, 40 + 300 * np.sin(z / 4 + y / 5))  # a body in air: guessed CT
+    write_volume(Volume(hu.astype(np.int16), Geometry(spacing=(1.0, 1.0, 1.0))), air_file)
+    ct_model = tmp_path / "ct"
+    assert main(tiny_run(ct_file, ct_model, 1)) == 0
+    run = tmp_path / "joint"
+    argv = tiny_run(ct_file, run, 2, "--data", str(air_file), str(mr_file), "--modality", "auto",
+                    "--init", str(ct_model / ts.MODEL_FILE))  # a CT model may start a joint run
+    assert main(argv) == 0
+    assert "modalities: air.nii.gz CT, mr.nii.gz MR" in capsys.readouterr().out  # said, not silent
+    assert ts.load_args(run)["volume_modalities"] == {str(air_file): "ct", str(mr_file): "mr"}
+    model = load_checkpoint(run / ts.MODEL_FILE)
+    assert model.config.modality is None
+    assert read_checkpoint_info(run / ts.MODEL_FILE)["extra"]["volume_modalities"][str(mr_file)] == "mr"
+    from DPNSLCore import upsample
+
+    volume = (400 + 300 * np.sin(z / 3)).astype(np.float32)[:9]
+    result = upsample(volume, 2, model=model, device="cpu", degradation="decimate")
+    assert result.modality == "mr"
+    assert any("a model for any modality: the rule follows the input, guessed" in n for n in result.notes)
+    assert main(argv[:-2] + ["--init", str(ct_model / ts.MODEL_FILE), "--out", str(tmp_path / "again")]) == 0
+
+
 def test_checkpoint_config_records_the_modality(ct_file, tmp_path):
     assert main(tiny_run(ct_file, tmp_path, 1)) == 0
     assert read_checkpoint_info(tmp_path / ts.MODEL_FILE)["config"].modality == "ct"

@@ -77,3 +77,32 @@ def test_the_banding_loss_sees_periodic_bias_and_texture_and_nothing_else():
     output = periodic.clone().requires_grad_()
     banding_loss(output, target, 4).backward()
     assert output.grad.abs().sum() > 0
+
+
+def test_the_gain_loss_is_the_mean_per_sample_psnr_change_against_the_anchor():
+    import math
+
+    import torch
+
+    from DPNSLCore.training.losses import gain_loss
+
+    rng = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 1, 5, 6, 6, generator=rng, dtype=torch.float64)
+    anchor = target + 0.1 * torch.randn(target.shape, generator=rng, dtype=torch.float64)
+    assert gain_loss(anchor, anchor, target) == 0  # the anchor itself: no change
+    half = target + (anchor - target) / 2  # errors halved: mse / 4 in both samples, -6.02 dB (up to eps)
+    assert float(gain_loss(half, anchor, target, eps=1e-12)) == pytest.approx(-10 * math.log10(4), abs=1e-6)
+    # each sample counts by its own ratio: an easy sample (anchor error 1e-3 of the other's) made 4x worse weighs as
+    # much as a hard one made 4x better, whatever the absolute errors (MSE would see only the hard sample)
+    easy_hard = torch.stack([target[0] + 1e-3 * (anchor[0] - target[0]), anchor[1]])
+    output = torch.stack([target[0] + 2e-3 * (anchor[0] - target[0]), half[1]])
+    assert float(gain_loss(output, easy_hard, target, eps=1e-20)) == pytest.approx(0.0, abs=1e-6)
+    assert float(gain_loss(output, easy_hard, target)) < -1  # eps = 60 dB: errors below it count as exact
+    out = half.clone().requires_grad_()
+    anc = anchor.clone().requires_grad_()
+    gain_loss(out, anc, target).backward()
+    assert out.grad.abs().sum() > 0 and anc.grad is None  # the anchor is a constant of the loss
+    with pytest.raises(ValueError, match="one shape"):
+        gain_loss(half, anchor[:1], target)
+    with pytest.raises(ValueError, match="eps"):
+        gain_loss(half, anchor, target, eps=0)

@@ -164,7 +164,8 @@ def _choose_model(model: Any, array: np.ndarray, modality: str, intensity: Inten
     kind = modality if modality != "auto" else (trained_for or guessed)
     if model is not None:
         notes.append(f"model: {loaded.source}, intensity rule {kind.upper()}"
-                     + ("" if trained_for else " (the model does not say its modality)"))
+                     + ("" if trained_for else f" (a model for any modality: the rule follows the input, "
+                                               f"{'as given' if modality != 'auto' else 'guessed'})"))
     if not loaded.trained:
         notes.append("warning: the model is untrained (random weights)")
     if kind == "mr" and modality == "auto" and looks_like_shifted_ct(array):

@@ -42,7 +42,7 @@ from ..models.registry import resolve_device
 from . import state as ts
 from .acquisition import ScaleSpec, TrainingAcquisition
 from .data import SliceWindowDataset, load_volumes, parse_crop, split_block, usable_axes
-from .losses import banding_loss
+from .losses import banding_loss, gain_loss
 from .validation import Validator
 
 #: Options a resumed run may change; every other option is taken from the run folder.
@@ -53,14 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m DPNSLCore.train", allow_abbrev=False,
                                 description="Train a DP-NSL slice super-resolution model.")
     p.add_argument("--data", nargs="+", metavar="PATH", help="thin-slice training volumes (files or folders)")
-    p.add_argument("--modality", choices=["ct", "mr"], help="intensity normalisation (required)")
+    p.add_argument("--modality", choices=["ct", "mr", "auto"],
+                   help="intensity normalisation (required): ct or mr for every volume, or auto for a joint model "
+                   "(each volume normalised by its own rule, guessed from its intensities and listed in the run's "
+                   "arguments; the model then takes its rule from the input at inference)")
     p.add_argument("--val-data", nargs="+", metavar="PATH", help="whole volumes for validation")
     p.add_argument("--val-block", type=float, help="fraction of z slices held out at the end of each training "
                    "volume (default 0.15 without --val-data, else 0)")
     p.add_argument("--val-gap", type=int, default=4, help="slices dropped between training and held-out block")
     p.add_argument("--preset", default="lean", choices=sorted(PRESETS), help="model preset (default lean)")
-    p.add_argument("--loss", choices=["l1", "mse"], default="l1",
-                   help="l1 (the paper) or mse (optimises PSNR directly; learns faster when residuals are small)")
+    p.add_argument("--loss", choices=["l1", "mse", "gain"], default="l1",
+                   help="l1 (the paper), mse (learns faster when residuals are small) or gain (each sample's PSNR "
+                   "change against the anchor, averaged: easy crops count as much as hard ones; training/losses.py)")
     p.add_argument("--banding-weight", type=float, default=0.0,
                    help="weight of the banding penalty (per-phase bias and texture against the truth, "
                    "training/losses.py) added to the loss; default 0: the paper's loss alone")
@@ -111,7 +115,7 @@ def _given(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
 def _complete(args: argparse.Namespace) -> argparse.Namespace:
     """Fill derived defaults and validate values."""
     if not args.data or not args.modality:
-        raise ValueError("give --data PATH... and --modality ct|mr (or --resume DIR)")
+        raise ValueError("give --data PATH... and --modality ct|mr|auto (or --resume DIR)")
     spec = ScaleSpec.parse(args.scales if isinstance(args.scales, str) else tuple(args.scales))
     args.scales = spec.to_json()
     default_val = list(spec.values) if not spec.is_range else [float(v) for v in spec.integers() if v in (2, 4)]
@@ -178,6 +182,9 @@ def _prepare_data(args: argparse.Namespace) -> tuple[SliceWindowDataset, list]:
     in-plane axes are the training stacks) are used whole, since a block of thick slices cannot be scored.
     """
     volumes = load_volumes(args.data, args.modality)
+    args.volume_modalities = {v.name: v.normalizer.kind for v in volumes}  # saved with the run's arguments
+    if args.modality == "auto":
+        print("modalities: " + ", ".join(f"{Path(n).name} {k.upper()}" for n, k in args.volume_modalities.items()))
     val = []
     if args.val_block > 0:
         pairs = [split_block(v, args.val_block, args.val_gap) if 0 in usable_axes(v.spacing, args.axis_ratio)
@@ -185,6 +192,7 @@ def _prepare_data(args: argparse.Namespace) -> tuple[SliceWindowDataset, list]:
         volumes, val = [p[0] for p in pairs], [p[1] for p in pairs if p[1] is not None]
     if args.val_data:
         val += load_volumes(args.val_data, args.modality)
+        args.volume_modalities.update({v.name: v.normalizer.kind for v in val})
     scales = args.scales if isinstance(args.scales, str) else tuple(args.scales)
     dataset = SliceWindowDataset(volumes, scales, n_lr=args.n_lr, crop=args.crop, degradation=args.degradation,
                                  profile=args.profile, thickness=TrainingAcquisition.parse_thickness(args.thickness),
@@ -209,9 +217,9 @@ def _set_input_standardisation(args: argparse.Namespace, dataset: SliceWindowDat
 def _init_weights(path: str, model: torch.nn.Module) -> dict:
     """The weights of checkpoint ``path`` for ``model``, read safely; its architecture must match."""
     initial = load_checkpoint(path)
-    mine = {k: v for k, v in model.config.to_dict().items() if k not in ("input_shift", "input_scale", "acquisition")}
-    theirs = {k: v for k, v in initial.config.to_dict().items() if k not in ("input_shift", "input_scale",
-                                                                            "acquisition")}
+    not_architecture = ("input_shift", "input_scale", "acquisition", "modality")  # a run may change what it is for
+    mine = {k: v for k, v in model.config.to_dict().items() if k not in not_architecture}
+    theirs = {k: v for k, v in initial.config.to_dict().items() if k not in not_architecture}
     if mine != theirs:
         changed = sorted(k for k in mine if mine[k] != theirs.get(k))
         raise ValueError(f"--init {path}: its model differs from this run's in {changed}; use the same --preset, "
@@ -233,6 +241,11 @@ class TrainResult:
     loss: float
 
 
+def model_modality(modality: str) -> str | None:
+    """The modality a run's model is for (``ModelConfig.modality``): None for a joint model (``--modality auto``)."""
+    return None if modality == "auto" else modality
+
+
 def acquisition_of(args: argparse.Namespace) -> dict:
     """The acquisition a run trains for, as stored in the model config (``ModelConfig.acquisition``)."""
     scales = args.scales if isinstance(args.scales, str) else tuple(args.scales)
@@ -249,7 +262,8 @@ class _Run:
         torch.manual_seed(args.seed)
         self.state = ts.load_state(self.out) if args.resume else None
         config = PRESETS[args.preset].replace(input_shift=args.input_shift, input_scale=args.input_scale,
-                                              modality=args.modality, acquisition=acquisition_of(args))
+                                              modality=model_modality(args.modality),
+                                              acquisition=acquisition_of(args))
         if args.anchor:
             config = config.replace(anchor=args.anchor)
         if getattr(args, "projection", None):
@@ -275,7 +289,8 @@ class _Run:
         command = " ".join(getattr(a, "argv", sys.argv[1:]))
         return {"command": f"python -m DPNSLCore.train {command}", "data": list(a.data),
                 "val_data": list(a.val_data or []), "val_block": a.val_block, "steps": self.step,
-                "wall_time_s": round(self.wall, 1), "modality": a.modality, "scales": a.scales, "n_lr": a.n_lr,
+                "wall_time_s": round(self.wall, 1), "modality": a.modality,
+                "volume_modalities": getattr(a, "volume_modalities", {}), "scales": a.scales, "n_lr": a.n_lr,
                 "degradation": a.degradation, "acquisition": acquisition_of(a), "preset": a.preset,
                 "batch_size": a.batch_size, "val": val,
                 "dpnsl_version": __version__, "torch_version": torch.__version__}
@@ -290,11 +305,15 @@ class _Run:
 
 def _optimise(run: _Run, net: torch.nn.Module, batch: dict, dataset: SliceWindowDataset, device: torch.device,
               amp: bool) -> float:
-    """One Adam step on the loss (L1 as in the paper, or MSE) of a batch; returns the loss."""
+    """One Adam step on the loss (L1 as in the paper, MSE or the gain over the anchor) of a batch; returns it."""
     y, hr = batch["lr"].to(device, non_blocking=True), batch["hr"].to(device, non_blocking=True)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        output = net(y, dataset.degradation(float(batch["scale"][0]), float(batch["thickness"][0])))["output"]
-    loss = (mse_loss if run.args.loss == "mse" else l1_loss)(output.float(), hr)
+        parts = net(y, dataset.degradation(float(batch["scale"][0]), float(batch["thickness"][0])))
+    output = parts["output"]
+    if run.args.loss == "gain":
+        loss = gain_loss(output.float(), parts["anchor"].float(), hr)
+    else:
+        loss = (mse_loss if run.args.loss == "mse" else l1_loss)(output.float(), hr)
     weight = getattr(run.args, "banding_weight", 0.0)
     if weight:
         loss = loss + weight * banding_loss(output.float(), hr, float(batch["scale"][0]))
