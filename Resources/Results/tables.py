@@ -2,6 +2,7 @@
 and DP-NSL's banding measures, one row per scale.
 
     python Resources/Results/tables.py Resources/Results/v3/ct_decimate Resources/Results/v3/ct_profile
+    python Resources/Results/tables.py --gains FOLDER...   # one row per folder: the gain at every scale
 """
 
 from __future__ import annotations
@@ -34,5 +35,22 @@ def table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def gains(folders: list[Path]) -> str:
+    """One row per folder: DP-NSL's gain over the better of linear and cubic at each scale (dB)."""
+    lines = []
+    for folder in folders:
+        rows = list(csv.DictReader(open(folder / "summary.csv")))
+        by = {(float(r["scale"]), r["method"]): float(r["psnr_mean"]) for r in rows}
+        scales = sorted({s for s, _ in by})
+        if not lines:
+            lines = ["| results | " + " | ".join(f"×{s:g}" for s in scales) + " |", "|---" * (len(scales) + 1) + "|"]
+        cells = [f"{by[(s, 'dpnsl')] - max(by[(s, 'linear')], by[(s, 'cubic')]):+.2f}" for s in scales]
+        lines.append(f"| {folder} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print("\n\n".join(table(Path(f)) for f in sys.argv[1:]))
+    if sys.argv[1:2] == ["--gains"]:
+        print(gains([Path(f) for f in sys.argv[2:]]))
+    else:
+        print("\n\n".join(table(Path(f)) for f in sys.argv[1:]))
