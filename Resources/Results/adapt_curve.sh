@@ -3,9 +3,9 @@
 # the skull phantom CT (1 mm, along z) and MS patient 26's T1 (1 mm, along z). 2 CPU cores, nothing else running.
 set -euo pipefail
 D=${DATA:-../shared/data}
-R=Resources/Results/v3/adapt
+R=${RESULTS:-Resources/Results/v3/adapt}  # RESULTS, CASES (e.g. CASES=mr:mr_ms_patient26_t1_1mm) to redo a part
 mkdir -p $R
-for case in ct:ct_phantom_1mm mr:mr_ms_patient26_t1_1mm; do
+for case in ${CASES:-ct:ct_phantom_1mm mr:mr_ms_patient26_t1_1mm}; do
   IFS=: read -r modality name <<< "$case"
   for seconds in 0 30 90; do
     python -m DPNSLCore.evaluate --data $D/$name.nii.gz --scales 4 --methods linear,cubic,dpnsl --modality $modality \
