@@ -24,8 +24,8 @@ def test_shipped_weights_are_small_and_describe_themselves(name):
     path = shipped_path(name)
     assert path is not None and path.stat().st_size < 5e6
     model = DPNSLCore.load_model(name, device="cpu")
-    # the shipped MR model is the joint CT+MR model (v4): it takes its intensity rule from the input
-    assert model.config.modality == {"ct": "ct", "mr": None}[name] and model.config.name == "lean"
+    # both shipped models are joint CT+MR models (v4): they take their intensity rule from the input
+    assert model.config.modality is None and model.config.name == "lean"
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -37,7 +37,7 @@ def test_shipped_model_is_consistent_and_beats_cubic_on_the_sample_crop(name):
     cubic = DPNSLCore.upsample(lr, 4, method="cubic")
     np.testing.assert_array_equal(learned.volume[::4], lr)
     gain = psnr(norm.forward(learned.volume), norm.forward(hr)) - psnr(norm.forward(cubic.volume), norm.forward(hr))
-    assert gain > {"ct": 0.1, "mr": 0.05}[name]  # measured: CT +1.62, MR (the joint v4 model) +0.12 dB
+    assert gain > {"ct": 0.1, "mr": 0.05}[name]  # measured (v4 joint models): CT +1.60, MR +0.12 dB
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -87,13 +87,15 @@ def test_a_model_given_by_the_caller_is_not_changed():
     assert all(p.device.type == "cpu" for p in model.parameters())
 
 
-def test_a_model_of_another_modality_than_asked_is_refused_and_the_joint_model_takes_either():
+def test_a_model_of_another_modality_than_asked_is_refused_and_the_joint_models_take_either():
+    from DPNSLCore.models import PRESETS, build_model
+
     volume = DPNSLCore.read_volume(SAMPLES / "mr_t1_1mm_crop.nii.gz").array[:5, :24, :24]
-    with pytest.raises(ValueError, match=r"shipped CT model \(dpnsl_ct.safetensors\) was trained on CT, but "
-                                         r"modality='mr' was asked for"):
-        DPNSLCore.upsample(volume, 2, model="ct", modality="mr", device="cpu")
+    ct_only = build_model(PRESETS["lean"].replace(modality="ct"))
+    with pytest.raises(ValueError, match=r"the given model was trained on CT, but modality='mr' was asked for"):
+        DPNSLCore.upsample(volume, 2, model=ct_only, modality="mr", device="cpu")
     ct = DPNSLCore.read_volume(SAMPLES / "ct_lung1_5mm_crop.nii.gz").array[:5, :24, :24]
-    joint = DPNSLCore.upsample(ct, 2, model="mr", modality="ct", device="cpu")  # the joint CT+MR model
+    joint = DPNSLCore.upsample(ct, 2, model="mr", modality="ct", device="cpu")  # a joint CT+MR model
     assert joint.modality == "ct" and any("a model for any modality" in n and "as given" in n for n in joint.notes)
 
 

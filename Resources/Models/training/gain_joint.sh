@@ -6,6 +6,7 @@
 #   joint_gain: the MR model on CT + MR data (--modality auto: each volume normalised by its own rule), gain loss
 #   ct_l1:      control for ct_gain: the same 2000 steps with the CT model's own loss (L1)
 #   mr_gain:    control for joint_gain on MR: the MR model on its own data, gain loss
+#   joint_ct:   the joint run started from the CT model instead (2 threads)
 # Same recipe as train_v3.sh otherwise (mix of decimation and box profiles, scales 1.5-7, lean, cubic anchor,
 # spline projection); lr 5e-4 halved every 700 steps. Leave-out scores: Resources/Results/run_v3.sh with CT_MODEL /
 # MR_MODEL set to the run's last.safetensors (the commands are in the README).
@@ -28,6 +29,10 @@ if [[ $what == ct_l1 || $what == all ]]; then
 fi
 if [[ $what == mr || $what == all ]]; then
   python -m DPNSLCore.train --data "${MR[@]}" --modality mr --init $V3/mr_run/best.safetensors "${COMMON[@]}" --out runs/mr_gain
+fi
+if [[ $what == joint_ct || $what == all ]]; then
+  python -m DPNSLCore.train --data "${CT[@]}" "${MR[@]}" --modality auto --init $V3/ct_run/best.safetensors "${COMMON[@]}" \
+    --out runs/joint_ct
 fi
 if [[ $what == joint || $what == all ]]; then
   python -m DPNSLCore.train --data "${CT[@]}" "${MR[@]}" --modality auto --init $V3/mr_run/best.safetensors "${COMMON[@]}" \
