@@ -126,6 +126,16 @@ def test_a_joint_run_normalises_each_volume_by_its_own_rule_and_makes_a_model_fo
     assert main(argv[:-2] + ["--init", str(ct_model / ts.MODEL_FILE), "--out", str(tmp_path / "again")]) == 0
 
 
+def test_only_rank_0_lists_the_modalities_of_a_joint_run(ct_file, tmp_path, capsys):
+    from DPNSLCore.training.train import _prepare_data
+
+    argv = tiny_run(ct_file, tmp_path / "run", 1, "--modality", "auto")
+    _prepare_data(resolve_args(argv), report=False)  # another rank of a torchrun job: silent
+    assert "modalities:" not in capsys.readouterr().out
+    _prepare_data(resolve_args(argv))
+    assert "modalities: " in capsys.readouterr().out
+
+
 def test_checkpoint_config_records_the_modality(ct_file, tmp_path):
     assert main(tiny_run(ct_file, tmp_path, 1)) == 0
     assert read_checkpoint_info(tmp_path / ts.MODEL_FILE)["config"].modality == "ct"

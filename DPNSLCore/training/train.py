@@ -175,15 +175,16 @@ def _setup_device(args: argparse.Namespace) -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def _prepare_data(args: argparse.Namespace) -> tuple[SliceWindowDataset, list]:
-    """Training dataset (held-out blocks removed) and validation volumes.
+def _prepare_data(args: argparse.Namespace, *, report: bool = True) -> tuple[SliceWindowDataset, list]:
+    """Training dataset (held-out blocks removed) and validation volumes; ``report``: print the rules a joint
+    run chose (rank 0 of a torchrun job only, so the line appears once).
 
     A held-out block is cut along z only from volumes whose z is a high-resolution axis; thick volumes (their
     in-plane axes are the training stacks) are used whole, since a block of thick slices cannot be scored.
     """
     volumes = load_volumes(args.data, args.modality)
     args.volume_modalities = {v.name: v.normalizer.kind for v in volumes}  # saved with the run's arguments
-    if args.modality == "auto":
+    if args.modality == "auto" and report:
         print("modalities: " + ", ".join(f"{Path(n).name} {k.upper()}" for n, k in args.volume_modalities.items()))
     val = []
     if args.val_block > 0:
