@@ -34,6 +34,7 @@ from ..io.intensity import IntensityNormalizer
 from ..io.volumes import read_volume
 from ..ops.operators import Degradation, hr_length, make_degradation
 from .acquisition import Draw, ScaleSpec, TrainingAcquisition
+from .augment import BlurAugment
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 MIN_CROP = 8
@@ -169,6 +170,7 @@ class SliceWindowDataset(Dataset):
         degradation: "decimate", "sample", "profile" or "mix" (see :mod:`DPNSLCore.training.acquisition`), with
             ``profile``, ``thickness`` (a value or (low, high) in spacings) and ``decimate_share``.
         axis_ratio: axes with spacing <= axis_ratio * finest spacing are slice axes (see module docstring).
+        blur: smooth-volume augmentation (:mod:`.augment`); None: off.
         seed: base seed; sample ``(step, index, rank)`` is a pure function of it.
 
     Each item is ``{"lr": (1, n_lr, c, c), "hr": (1, n_hr, c, c), "scale": float, "thickness": float}``.
@@ -181,7 +183,7 @@ class SliceWindowDataset(Dataset):
     def __init__(self, volumes: Sequence[TrainingVolume], scales: Sequence[float] | str | ScaleSpec, *,
                  n_lr: int = 4, crop: str | int | tuple[int, int] = (64, 256), degradation: str = "decimate",
                  profile: str = "box", thickness: float | tuple[float, float] = 1.0, decimate_share: float = 0.5,
-                 axis_ratio: float = 1.5, seed: int = 0) -> None:
+                 axis_ratio: float = 1.5, blur: BlurAugment | None = None, seed: int = 0) -> None:
         if not volumes:
             raise ValueError("no training volumes; give at least one with --data")
         if n_lr < 2:
@@ -190,6 +192,7 @@ class SliceWindowDataset(Dataset):
         self.acquisition = TrainingAcquisition(degradation, spec, profile,
                                                TrainingAcquisition.parse_thickness(thickness), decimate_share)
         self.n_lr, self.seed, self.kind = int(n_lr), int(seed), degradation
+        self.blur = blur or BlurAugment()
         self._degradations: dict[tuple[str, float, float], Degradation] = {}
         self.volumes = list(volumes)
         self.views = self._plan_views(axis_ratio)
@@ -248,7 +251,7 @@ class SliceWindowDataset(Dataset):
             window = window[:, ::-1]
         if rng.random() < 0.5:
             window = window[:, :, ::-1]
-        hr = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None]
+        hr = self.blur(torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None], rng)
         return {"lr": deg.forward(hr).contiguous(), "hr": hr, "scale": float(key.scale),
                 "thickness": float(key.thickness)}
 

@@ -41,6 +41,7 @@ from ..models import PRESETS, build_model, load_checkpoint, read_checkpoint_info
 from ..models.registry import resolve_device
 from . import state as ts
 from .acquisition import ScaleSpec, TrainingAcquisition
+from .augment import BlurAugment
 from .data import SliceWindowDataset, load_volumes, parse_crop, split_block, usable_axes
 from .losses import banding_loss, gain_loss
 from .validation import Validator
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--banding-weight", type=float, default=0.0,
                    help="weight of the banding penalty (per-phase bias and texture against the truth, "
                    "training/losses.py) added to the loss; default 0: the paper's loss alone")
+    p.add_argument("--blur-share", type=float, default=0.0,
+                   help="share of training windows smoothed by a Gaussian before the acquisition is simulated, so "
+                   "the model learns to add little to smooth scans (soft kernels; training/augment.py); default 0")
+    p.add_argument("--blur-sigma", default="0.5:1.5",
+                   help="Gaussian sigma of --blur-share in voxels: a value or LOW:HIGH drawn per window")
     p.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (same preset, anchor and "
                    "projection) instead of a fresh initialisation; the optimiser starts fresh")
     p.add_argument("--input-scale", type=float, default=None,
@@ -124,6 +130,7 @@ def _complete(args: argparse.Namespace) -> argparse.Namespace:
     TrainingAcquisition(args.degradation, spec, args.profile, TrainingAcquisition.parse_thickness(args.thickness),
                         getattr(args, "decimate_share", 0.5))
     parse_crop(args.crop)
+    blur_of(args)
     if args.val_block is None:
         args.val_block = 0.0 if args.val_data else 0.15
     args.lr_step = args.lr_step or max(1, args.steps // 5)
@@ -158,6 +165,11 @@ def resolve_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise ValueError(f"--resume continues a run with its own options; these cannot change: {changed} "
                          "(start a new run with --out instead)")
     return merged
+
+
+def blur_of(args: argparse.Namespace) -> BlurAugment:
+    """The run's smooth-volume augmentation (off for runs saved before the option existed)."""
+    return BlurAugment.parse(getattr(args, "blur_share", 0.0), getattr(args, "blur_sigma", "0.5:1.5"))
 
 
 def _setup_device(args: argparse.Namespace) -> tuple[int, int, torch.device]:
@@ -198,7 +210,7 @@ def _prepare_data(args: argparse.Namespace, *, report: bool = True) -> tuple[Sli
     dataset = SliceWindowDataset(volumes, scales, n_lr=args.n_lr, crop=args.crop, degradation=args.degradation,
                                  profile=args.profile, thickness=TrainingAcquisition.parse_thickness(args.thickness),
                                  decimate_share=getattr(args, "decimate_share", 0.5), axis_ratio=args.axis_ratio,
-                                 seed=args.seed)
+                                 blur=blur_of(args), seed=args.seed)
     return dataset, val
 
 

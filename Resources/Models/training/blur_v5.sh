@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The smooth-volume augmentation (train --blur-share, DPNSLCore/training/augment.py) against its control, as
+# fine-tunes of the shipped v4 CT model: 1000 steps each on the v4 joint CT+MR data, 1 thread each side by side.
+#   ct_blur:    30 % of the windows blurred by a Gaussian of sigma 0.5-1.5 voxels before the acquisition
+#   ct_control: the same 1000 steps without it (also the control of banding_v5.sh: same seed, lr and steps)
+set -euo pipefail
+D=${DATA:-../shared/data}
+V4=Resources/Models/training/v4
+COMMON=(--preset lean --anchor cubic --projection spline --degradation mix --thickness 0.75:1.5
+        --decimate-share 0.4 --scales 1.5:7 --val-scales 2,4 --crop 40:64 --batch-size 8 --val-every 250
+        --workers 1 --seed 2 --quiet --loss gain --lr 3e-4 --steps 1000 --lr-step 350)
+DATASET=($D/ct_chest_abdomen_1mm.nii.gz $D/ct_lung1_5mm.nii.gz
+         $D/mr_ms_patient07_{t1,t2,flair}_1mm.nii.gz $D/mr_ms_patient19_{t1,t2,flair}_1mm.nii.gz $D/mr_brain_t1_1mm.nii.gz
+         $D/mr_ms_patient01_study1_t2w_thick.nii.gz $D/mr_brain1_t1c_6p5mm.nii.gz)
+what=${1:-all}
+if [[ $what == blur || $what == all ]]; then
+  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
+    --blur-share 0.3 --blur-sigma 0.5:1.5 --out runs/ct_blur
+fi
+if [[ $what == control || $what == all ]]; then
+  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
+    --out runs/ct_control
+fi
