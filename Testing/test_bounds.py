@@ -39,8 +39,65 @@ def test_sample_and_profile_end_in_the_box_and_stay_consistent(kind, thickness):
     before = float(torch.maximum(-0.5 - x, x - 2).clamp(min=0).max())
     out, report = keep_in_bounds(x.clone(), y, deg, box, iterations=300)
     after = float(torch.maximum(-0.5 - out, out - 2).clamp(min=0).max())
-    assert before > 0.5 and after < 1e-3 * before and report.clipped > 0 and 0 < report.iterations <= 300
+    assert before > 0.5 and after < 1e-3 * before and report.clipped > 0 and report.outside == report.fallback == 0
+    assert 0 < report.iterations <= 300
     assert float((deg.forward(out) - y).abs().max()) < 1e-9  # float64: consistent to round-off
+
+
+def qp_projection(x0, y, matrix, low, high):
+    """The reference: min |x - x0|^2 subject to A x = y and low <= x <= high, by a general solver (SLSQP), on
+    values scaled to about 1 (SLSQP's tolerances are absolute)."""
+    from scipy.optimize import minimize
+
+    unit = max(abs(low), abs(high))
+    c, b = x0 / unit, y / unit
+    result = minimize(lambda v: 0.5 * np.sum((v - c) ** 2), np.clip(c, low / unit, high / unit), jac=lambda v: v - c,
+                      constraints=[{"type": "eq", "fun": lambda v: matrix @ v - b, "jac": lambda v: matrix}],
+                      bounds=[(low / unit, high / unit)] * len(c), method="SLSQP",
+                      options={"maxiter": 1000, "ftol": 1e-15})
+    assert result.success, result.message
+    return result.x * unit
+
+
+@pytest.mark.parametrize(("kind", "scale", "thickness"), [("profile", 3, 1.0), ("profile", 2.5, 1.5),
+                                                          ("profile", 4, 0.8)])
+def test_each_column_gets_the_exact_closest_consistent_point_in_the_box(kind, scale, thickness):
+    from DPNSLCore.ops.bounds import closest_in_box
+
+    rng = np.random.default_rng(3)
+    deg = make_degradation(kind, scale, 7, thickness=thickness)
+    y = rng.uniform(0.2, 0.8, (6, 7))
+    x0 = y @ deg.pinv_matrix.T + rng.normal(0, 0.6, (6, deg.n_hr))  # wild columns around consistent ones
+    x, solved, steps = closest_in_box(torch.from_numpy(x0), torch.from_numpy(y), torch.from_numpy(deg.matrix),
+                                      0.0, 1.0)
+    assert bool(solved.all()) and 0 < steps <= 30
+    for i in range(len(y)):
+        np.testing.assert_allclose(x[i].numpy(), qp_projection(x0[i], y[i], deg.matrix, 0.0, 1.0), atol=1e-6)
+
+
+def test_a_column_still_outside_after_the_alternating_projections_gets_the_exact_projection():
+    # bright thick slices at the top of the range: the detail overshoots below air beside them; one round of
+    # alternating projections does not bring it inside, so the column's original values are projected exactly
+    deg = make_degradation("profile", 5, 6, thickness=1.0)
+    y = torch.tensor([-900.0, -300.0, 3071.0, 3071.0, -300.0, -900.0], dtype=torch.float64)[:, None, None]
+    x = deg.pinv(y) + 400 * torch.sin(torch.arange(deg.n_hr, dtype=torch.float64))[:, None, None]
+    x = x - deg.pinv(deg.forward(x) - y)
+    box = IntensityBounds(-1024.0, 3480.5, "test")
+    out, report = keep_in_bounds(x.clone(), y, deg, box, iterations=1)
+    assert float(x.min()) < -1100 and report.outside == report.fallback == 0 and 0 < report.newton <= 30
+    np.testing.assert_allclose(out[:, 0, 0].numpy(), qp_projection(x[:, 0, 0].numpy(), y[:, 0, 0].numpy(),
+                                                                     deg.matrix, -1024.0, 3480.5), atol=1e-5)
+    assert float((deg.forward(out) - y).abs().max()) < 1e-9
+
+
+def test_a_column_with_no_consistent_point_in_the_box_is_said_and_stays_consistent():
+    deg = make_degradation("profile", 3, 5, thickness=1.5)  # overlapping slices
+    y = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0], dtype=torch.float64)[:, None, None]  # too sharp for [0, 1]
+    x = deg.pinv(y)
+    out, report = keep_in_bounds(x.clone(), y, deg, IntensityBounds(0.0, 1.0, "test"), iterations=50)
+    assert report.fallback == 1 and report.outside > 0 and report.worst > 0
+    assert float((deg.forward(out) - y).abs().max()) < 1e-9
+    assert "1 column(s) have no consistent values in the range" in report.text(IntensityBounds(0.0, 1.0, "test"))
 
 
 def test_a_column_does_not_depend_on_its_neighbours():
