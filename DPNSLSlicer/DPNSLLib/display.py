@@ -55,10 +55,28 @@ def throughPlaneOrientation(ijkToRas: np.ndarray, sliceAxis: int) -> str:
     return ("Coronal", "Sagittal", "Coronal")[int(np.argmax(direction))]
 
 
+SIGNED_PERCENTILE = 99.5  # of |value|: the half-width of a signed map's window
+SIGNED_SAMPLE = 2_000_000  # voxels the percentile is taken over (an even subsample of larger volumes)
+
+
+def signedWindowPeak(values: np.ndarray) -> float:
+    """Half-width of a signed map's window: the 99.5th percentile of |value| (its maximum where that is 0).
+
+    The maximum would let a few voxels set the window: where the physical range constraint moves a column hard
+    (a saturated thick slice beside air in the quick start: 2,700 HU of detail in one column against tens of HU
+    everywhere else) the whole detail map turned white. Voxels beyond the window show in the end colours.
+    """
+    flat = np.abs(np.asarray(values, dtype=np.float32).ravel())
+    if flat.size == 0:
+        return 0.0
+    sample = flat[:: max(1, flat.size // SIGNED_SAMPLE)]
+    peak = float(np.percentile(sample, SIGNED_PERCENTILE))
+    return peak if peak > 0 else float(flat.max())
+
+
 def styleSigned(volumeNode, title: str) -> None:
-    """Diverging colours with the window centred at zero and symmetric (+-max |value|), plus a legend."""
-    values = slicer.util.arrayFromVolume(volumeNode)
-    peak = float(np.max(np.abs(values))) if values.size else 0.0
+    """Diverging colours with the window centred at zero and symmetric (+-:func:`signedWindowPeak`), a legend."""
+    peak = signedWindowPeak(slicer.util.arrayFromVolume(volumeNode))
     display = volumeNode.GetDisplayNode()
     display.SetAndObserveColorNodeID(colors.divergingTable(volumeNode.GetScene()).GetID())
     display.AutoWindowLevelOff()

@@ -22,6 +22,16 @@ def test_diverging_colours_are_white_at_zero_and_symmetric():
     np.testing.assert_allclose(np.abs(rgba[:128, :3] - 1).sum(1)[::-1] > 0, True)
 
 
+def test_a_few_extreme_voxels_do_not_set_the_detail_window():
+    detail = np.random.default_rng(0).normal(0, 20, (20, 30, 30)).astype(np.float32)
+    detail[3, 4, 5] = 2700.0  # one column moved hard by the range constraint
+    peak = display.signedWindowPeak(detail)
+    assert 40 < peak < 70  # ~2.8 sigma of the bulk, not 2700
+    sparse = np.zeros((10, 10, 10), np.float32)
+    sparse[0, 0, 0] = -5.0  # almost all zero (decimate's acquired slices): the maximum
+    assert display.signedWindowPeak(sparse) == 5.0 and display.signedWindowPeak(np.zeros(0)) == 0.0
+
+
 def test_weight_colours_brighten_monotonically():
     luminance = colors.weightColors()[:, :3].sum(axis=1)
     assert luminance[0] == 0.0 and luminance[-1] == 3.0 and (np.diff(luminance) >= 0).all()
