@@ -3,6 +3,8 @@
 # fine-tunes of the shipped v4 CT model: 1000 steps each on the v4 joint CT+MR data, 1 thread each side by side.
 #   ct_blur:    30 % of the windows blurred by a Gaussian of sigma 0.5-1.5 voxels before the acquisition
 #   ct_control: the same 1000 steps without it (also the control of banding_v5.sh: same seed, lr and steps)
+#   mr_blur:    the v4 MR model with the same blur
+#   ct_blur_band: ct_blur plus the banding penalty at weight 100 (banding_v5.sh), against the stripes it adds
 set -euo pipefail
 D=${DATA:-../shared/data}
 V4=Resources/Models/training/v4
@@ -13,9 +15,17 @@ DATASET=($D/ct_chest_abdomen_1mm.nii.gz $D/ct_lung1_5mm.nii.gz
          $D/mr_ms_patient07_{t1,t2,flair}_1mm.nii.gz $D/mr_ms_patient19_{t1,t2,flair}_1mm.nii.gz $D/mr_brain_t1_1mm.nii.gz
          $D/mr_ms_patient01_study1_t2w_thick.nii.gz $D/mr_brain1_t1c_6p5mm.nii.gz)
 what=${1:-all}
+if [[ $what == mr_blur || $what == all ]]; then
+  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_run/last.safetensors "${COMMON[@]}" \
+    --blur-share 0.3 --blur-sigma 0.5:1.5 --out runs/mr_blur
+fi
 if [[ $what == blur || $what == all ]]; then
   python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
     --blur-share 0.3 --blur-sigma 0.5:1.5 --out runs/ct_blur
+fi
+if [[ $what == blur_band || $what == all ]]; then
+  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
+    --blur-share 0.3 --blur-sigma 0.5:1.5 --banding-weight 100 --out runs/ct_blur_band
 fi
 if [[ $what == control || $what == all ]]; then
   python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
