@@ -25,6 +25,23 @@ from ..ops.grid import PROFILES
 KINDS = ("decimate", "sample", "profile", "mix")
 
 
+def parse_range(text: str | float, name: str, example: str) -> tuple[float, float]:
+    """A command-line value or range: ``"1"`` -> (1, 1), ``"0.5:1.5"`` -> (0.5, 1.5); ``name`` and ``example`` word
+    the error (``"`thickness`"``, ``"such as 0.75:1.5"``).
+
+    Raises:
+        ValueError: not a number, or more than two parts.
+    """
+    message = f"{name} must be a number or LOW:HIGH {example}, got {text!r}"
+    try:
+        parts = [float(p) for p in str(text).split(":")]
+    except ValueError as err:
+        raise ValueError(message) from err
+    if len(parts) not in (1, 2):
+        raise ValueError(message)
+    return parts[0], parts[-1]
+
+
 @dataclass(frozen=True)
 class ScaleSpec:
     """Training scales: ``values`` (one drawn per batch) or a ``(low, high)`` range drawn uniformly."""
@@ -127,13 +144,7 @@ class TrainingAcquisition:
         """``"1"`` -> (1, 1), ``"0.75:1.5"`` -> (0.75, 1.5)."""
         if isinstance(text, tuple):
             return float(text[0]), float(text[1])
-        try:
-            parts = [float(p) for p in str(text).split(":")]
-        except ValueError as err:
-            raise ValueError(f"`thickness` must be a number or LOW:HIGH such as 0.75:1.5, got {text!r}") from err
-        if len(parts) not in (1, 2):
-            raise ValueError(f"`thickness` must be a number or LOW:HIGH such as 0.75:1.5, got {text!r}")
-        return parts[0], parts[-1]
+        return parse_range(text, "`thickness`", "such as 0.75:1.5")
 
     def draw(self, rng: np.random.Generator) -> Draw:
         """One batch's (kind, scale, thickness) from ``rng``."""

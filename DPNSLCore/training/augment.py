@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from .acquisition import parse_range
+
 
 @dataclass(frozen=True)
 class BlurAugment:
@@ -48,13 +50,7 @@ class BlurAugment:
     @classmethod
     def parse(cls, share: float, sigma: str) -> BlurAugment:
         """From the command line: ``--blur-share 0.3 --blur-sigma 0.5:1.5`` (or a single sigma)."""
-        try:
-            parts = [float(p) for p in str(sigma).split(":")]
-        except ValueError as err:
-            raise ValueError(f"--blur-sigma must be a number or LOW:HIGH (voxels), got {sigma!r}") from err
-        if len(parts) not in (1, 2):
-            raise ValueError(f"--blur-sigma must be a number or LOW:HIGH (voxels), got {sigma!r}")
-        return cls(float(share), (parts[0], parts[-1]))
+        return cls(float(share), parse_range(sigma, "--blur-sigma", "(voxels)"))
 
     def __call__(self, window: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """``window`` (1, Z, Y, X), blurred with probability ``share``; the same tensor when not (no draw at 0)."""

@@ -6,14 +6,7 @@
 #   mr_blur:    the v4 MR model with the same blur
 #   ct_blur_band: ct_blur plus the banding penalty at weight 100 (banding_v5.sh), against the stripes it adds
 set -euo pipefail
-D=${DATA:-../shared/data}
-V4=Resources/Models/training/v4
-COMMON=(--preset lean --anchor cubic --projection spline --degradation mix --thickness 0.75:1.5
-        --decimate-share 0.4 --scales 1.5:7 --val-scales 2,4 --crop 40:64 --batch-size 8 --val-every 250
-        --workers 1 --seed 2 --quiet --loss gain --lr 3e-4 --steps 1000 --lr-step 350)
-DATASET=($D/ct_chest_abdomen_1mm.nii.gz $D/ct_lung1_5mm.nii.gz
-         $D/mr_ms_patient07_{t1,t2,flair}_1mm.nii.gz $D/mr_ms_patient19_{t1,t2,flair}_1mm.nii.gz $D/mr_brain_t1_1mm.nii.gz
-         $D/mr_ms_patient01_study1_t2w_thick.nii.gz $D/mr_brain1_t1c_6p5mm.nii.gz)
+source "$(dirname "$0")/v5_common.sh"
 what=${1:-all}
 if [[ $what == mr_blur || $what == all ]]; then
   python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_run/last.safetensors "${COMMON[@]}" \
