@@ -31,6 +31,18 @@ def test_the_blur_is_a_normalised_gaussian_with_replicated_edges():
     assert out.shape == x.shape and out.dtype == x.dtype
 
 
+def test_the_inplane_blur_smooths_the_slices_and_leaves_the_slice_axis_alone():
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.random((1, 9, 14, 12), dtype=np.float32))
+    expected = ndimage.gaussian_filter(x.numpy().astype(np.float64), (0, 0, 1.2, 1.2), mode="nearest",
+                                       truncate=np.ceil(3 * 1.2) / 1.2)
+    np.testing.assert_allclose(gaussian_blur3d(x, 1.2, (1, 2)).numpy(), expected, atol=2e-6)
+    along_z = torch.from_numpy(np.broadcast_to(rng.random((1, 9, 1, 1), dtype=np.float32), (1, 9, 6, 5)).copy())
+    inplane, isotropic = BlurAugment(1.0, (1.5, 1.5), "inplane"), BlurAugment(1.0, (1.5, 1.5))
+    assert torch.allclose(inplane(along_z, np.random.default_rng(0)), along_z, atol=1e-6)
+    assert not torch.allclose(isotropic(along_z, np.random.default_rng(0)), along_z, atol=1e-3)
+
+
 def test_share_zero_draws_the_very_samples_of_a_run_without_the_option():
     plain, off = dataset(), dataset(BlurAugment(0.0))
     for keys in plain.batches(2, steps=6):
@@ -59,7 +71,8 @@ def test_the_share_of_blurred_windows_is_the_option():
 
 @pytest.mark.parametrize(("flag", "value", "message"), [("--blur-share", "1.5", "blur-share must lie in"),
                                                         ("--blur-sigma", "2:1", "0 < LOW <= HIGH"),
-                                                        ("--blur-sigma", "soft", "a number or LOW:HIGH")])
+                                                        ("--blur-sigma", "soft", "a number or LOW:HIGH"),
+                                                        ("--blur-axes", "z", "blur-axes must be one of all, inplane")])
 def test_bad_blur_options_are_refused_by_name(tmp_path, flag, value, message):
     with pytest.raises(ValueError, match=message):
         resolve_args(["--data", str(tmp_path), "--modality", "ct", flag, value])
@@ -73,7 +86,7 @@ def test_a_run_hands_its_blur_to_the_dataset_and_records_it(tmp_path):
     write_volume(Volume(np.random.default_rng(2).integers(-1000, 1000, (40, 20, 20)).astype(np.int16),
                         Geometry(spacing=(1.0, 1.0, 1.0))), path)
     args = resolve_args(["--data", str(path), "--modality", "ct", "--crop", "12", "--scales", "2",
-                         "--blur-share", "0.4", "--blur-sigma", "0.8"])
+                         "--blur-share", "0.4", "--blur-sigma", "0.8", "--blur-axes", "inplane"])
     data, _ = _prepare_data(args)
-    assert data.blur == BlurAugment(0.4, (0.8, 0.8))
-    assert (args.blur_share, args.blur_sigma) == (0.4, "0.8")  # saved with the run's arguments
+    assert data.blur == BlurAugment(0.4, (0.8, 0.8), "inplane")
+    assert (args.blur_share, args.blur_sigma, args.blur_axes) == (0.4, "0.8", "inplane")  # saved with the run

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the model learns to add little to smooth scans (soft kernels; training/augment.py); default 0")
     p.add_argument("--blur-sigma", default="0.5:1.5",
                    help="Gaussian sigma of --blur-share in voxels: a value or LOW:HIGH drawn per window")
+    p.add_argument("--blur-axes", default="all", help="axes --blur-share smooths: all (default) or inplane (the "
+                   "slices only, not along the slice axis)")
     p.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (same preset, anchor and "
                    "projection) instead of a fresh initialisation; the optimiser starts fresh")
     p.add_argument("--input-scale", type=float, default=None,
@@ -169,7 +171,8 @@ def resolve_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def blur_of(args: argparse.Namespace) -> BlurAugment:
     """The run's smooth-volume augmentation (off for runs saved before the option existed)."""
-    return BlurAugment.parse(getattr(args, "blur_share", 0.0), getattr(args, "blur_sigma", "0.5:1.5"))
+    return BlurAugment.parse(getattr(args, "blur_share", 0.0), getattr(args, "blur_sigma", "0.5:1.5"),
+                             getattr(args, "blur_axes", "all"))
 
 
 def _setup_device(args: argparse.Namespace) -> tuple[int, int, torch.device]:

@@ -5,6 +5,8 @@
 #   ct_control: the same 1000 steps without it (also the control of banding_v5.sh: same seed, lr and steps)
 #   mr_blur:    the v4 MR model with the same blur
 #   ct_blur_band: ct_blur plus the banding penalty at weight 100 (banding_v5.sh), against the stripes it adds
+#   ct_blur15_band: ct_blur_band with half the blurred share (15 %): less of the stripes it adds on real scans?
+#   ct_inplane_band: ct_blur_band with the Gaussian in-plane only (--blur-axes inplane): smooth slices, sharp z
 set -euo pipefail
 source "$(dirname "$0")/v5_common.sh"
 what=${1:-all}
@@ -19,6 +21,14 @@ fi
 if [[ $what == blur_band || $what == all ]]; then
   python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
     --blur-share 0.3 --blur-sigma 0.5:1.5 --banding-weight 100 --out runs/ct_blur_band
+fi
+if [[ $what == blur15_band ]]; then
+  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
+    --blur-share 0.15 --blur-sigma 0.5:1.5 --banding-weight 100 --out runs/ct_blur15_band
+fi
+if [[ $what == inplane_band ]]; then
+  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
+    --blur-share 0.3 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100 --out runs/ct_inplane_band
 fi
 if [[ $what == control || $what == all ]]; then
   python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
