@@ -7,6 +7,7 @@
 #   ct_blur_band: ct_blur plus the banding penalty at weight 100 (banding_v5.sh), against the stripes it adds
 #   ct_blur15_band: ct_blur_band with half the blurred share (15 %): less of the stripes it adds on real scans?
 #   ct_inplane_band: ct_blur_band with the Gaussian in-plane only (--blur-axes inplane): smooth slices, sharp z
+#   ct_inplane50_band: ct_inplane_band with half the windows blurred; ct_inplane: ct_inplane_band without banding
 set -euo pipefail
 source "$(dirname "$0")/v5_common.sh"
 what=${1:-all}
@@ -29,6 +30,14 @@ fi
 if [[ $what == inplane_band ]]; then
   python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
     --blur-share 0.3 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100 --out runs/ct_inplane_band
+fi
+if [[ $what == inplane50_band ]]; then
+  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
+    --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100 --out runs/ct_inplane50_band
+fi
+if [[ $what == inplane ]]; then
+  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
+    --blur-share 0.3 --blur-sigma 0.5:1.5 --blur-axes inplane --out runs/ct_inplane
 fi
 if [[ $what == control || $what == all ]]; then
   python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
