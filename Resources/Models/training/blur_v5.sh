@@ -8,6 +8,7 @@
 #   ct_blur15_band: ct_blur_band with half the blurred share (15 %): less of the stripes it adds on real scans?
 #   ct_inplane_band: ct_blur_band with the Gaussian in-plane only (--blur-axes inplane): smooth slices, sharp z
 #   ct_inplane50_band: ct_inplane_band with half the windows blurred; ct_inplane: ct_inplane_band without banding
+#   mr_inplane50: the v4 MR model with half the windows blurred in-plane (no banding: it costs MR PSNR)
 set -euo pipefail
 source "$(dirname "$0")/v5_common.sh"
 what=${1:-all}
@@ -38,6 +39,10 @@ fi
 if [[ $what == inplane ]]; then
   python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
     --blur-share 0.3 --blur-sigma 0.5:1.5 --blur-axes inplane --out runs/ct_inplane
+fi
+if [[ $what == mr_inplane50 ]]; then
+  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_run/last.safetensors "${COMMON[@]}" \
+    --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane --out runs/mr_inplane50
 fi
 if [[ $what == control || $what == all ]]; then
   python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
