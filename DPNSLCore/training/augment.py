@@ -25,6 +25,8 @@ import torch.nn.functional as F  # noqa: N812
 
 from .acquisition import parse_range
 
+BLUR_AXES = {"all": (0, 1, 2), "inplane": (1, 2)}  # --blur-axes: which of (slice, row, column) are smoothed
+
 
 @dataclass(frozen=True)
 class BlurAugment:
@@ -64,10 +66,8 @@ class BlurAugment:
         return gaussian_blur3d(window, float(rng.uniform(*self.sigma)), BLUR_AXES[self.axes])
 
 
-BLUR_AXES = {"all": (0, 1, 2), "inplane": (1, 2)}  # --blur-axes: which of (slice, row, column) are smoothed
 
-
-def gaussian_blur3d(window: torch.Tensor, sigma: float, axes: tuple[int, ...] = (0, 1, 2)) -> torch.Tensor:
+def gaussian_blur3d(window: torch.Tensor, sigma: float, axes: tuple[int, ...] = BLUR_AXES["all"]) -> torch.Tensor:
     """Separable Gaussian of ``sigma`` voxels along ``axes`` of the last three (0: slices); edges replicated (no
     dark rim)."""
     radius = max(1, math.ceil(3 * sigma))

@@ -11,11 +11,5 @@ source "$(dirname "$0")/v5_common.sh"
 W=${2:-300}
 COMMON+=(--banding-weight "$W")
 what=${1:-all}
-if [[ $what == ct || $what == all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
-    --out runs/ct_band_w$W
-fi
-if [[ $what == mr || $what == all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_run/last.safetensors "${COMMON[@]}" \
-    --out runs/mr_band_w$W
-fi
+if [[ $what == ct || $what == all ]]; then fine_tune ct_band_w$W ct; fi
+if [[ $what == mr || $what == all ]]; then fine_tune mr_band_w$W mr; fi

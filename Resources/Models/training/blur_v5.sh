@@ -12,39 +12,21 @@
 set -euo pipefail
 source "$(dirname "$0")/v5_common.sh"
 what=${1:-all}
-if [[ $what == mr_blur || $what == all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_run/last.safetensors "${COMMON[@]}" \
-    --blur-share 0.3 --blur-sigma 0.5:1.5 --out runs/mr_blur
-fi
-if [[ $what == blur || $what == all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
-    --blur-share 0.3 --blur-sigma 0.5:1.5 --out runs/ct_blur
-fi
-if [[ $what == blur_band || $what == all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
-    --blur-share 0.3 --blur-sigma 0.5:1.5 --banding-weight 100 --out runs/ct_blur_band
-fi
+BLUR=(--blur-share 0.3 --blur-sigma 0.5:1.5)
+if [[ $what == mr_blur || $what == all ]]; then fine_tune mr_blur mr "${BLUR[@]}"; fi
+if [[ $what == blur || $what == all ]]; then fine_tune ct_blur ct "${BLUR[@]}"; fi
+if [[ $what == blur_band || $what == all ]]; then fine_tune ct_blur_band ct "${BLUR[@]}" --banding-weight 100; fi
 if [[ $what == blur15_band ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
-    --blur-share 0.15 --blur-sigma 0.5:1.5 --banding-weight 100 --out runs/ct_blur15_band
+  fine_tune ct_blur15_band ct --blur-share 0.15 --blur-sigma 0.5:1.5 --banding-weight 100
 fi
 if [[ $what == inplane_band ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
-    --blur-share 0.3 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100 --out runs/ct_inplane_band
+  fine_tune ct_inplane_band ct "${BLUR[@]}" --blur-axes inplane --banding-weight 100
 fi
 if [[ $what == inplane50_band ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
-    --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100 --out runs/ct_inplane50_band
+  fine_tune ct_inplane50_band ct --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100
 fi
-if [[ $what == inplane ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
-    --blur-share 0.3 --blur-sigma 0.5:1.5 --blur-axes inplane --out runs/ct_inplane
-fi
+if [[ $what == inplane ]]; then fine_tune ct_inplane ct "${BLUR[@]}" --blur-axes inplane; fi
 if [[ $what == mr_inplane50 ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_run/last.safetensors "${COMMON[@]}" \
-    --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane --out runs/mr_inplane50
+  fine_tune mr_inplane50 mr --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane
 fi
-if [[ $what == control || $what == all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_ct_run/last.safetensors "${COMMON[@]}" \
-    --out runs/ct_control
-fi
+if [[ $what == control || $what == all ]]; then fine_tune ct_control ct; fi

@@ -8,3 +8,10 @@ COMMON=(--preset lean --anchor cubic --projection spline --degradation mix --thi
 DATASET=($D/ct_chest_abdomen_1mm.nii.gz $D/ct_lung1_5mm.nii.gz
          $D/mr_ms_patient07_{t1,t2,flair}_1mm.nii.gz $D/mr_ms_patient19_{t1,t2,flair}_1mm.nii.gz $D/mr_brain_t1_1mm.nii.gz
          $D/mr_ms_patient01_study1_t2w_thick.nii.gz $D/mr_brain1_t1c_6p5mm.nii.gz)
+
+fine_tune() {  # fine_tune NAME ct|mr [OPTION...]: a v5 run from the shipped v4 CT or MR weights into runs/NAME
+  local name=$1 init=$V4/joint_ct_run/last.safetensors
+  [[ $2 == mr ]] && init=$V4/joint_run/last.safetensors
+  shift 2
+  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $init "${COMMON[@]}" "$@" --out runs/$name
+}
