@@ -7,7 +7,8 @@ are the windows; pixels are square in mm (the through-plane axis is resampled fo
     python Resources/Screenshots/render_through_plane.py ../shared/data/ct_lung1_5mm.nii.gz --scale 5 \\
         --models "v3 without destripe=ct:no-destripe,v3=ct" -o Resources/Screenshots/lung1_coronal_x5.png
 
-A MODEL ending in ``:no-destripe`` runs with ``destripe=False`` (upsample's default is on).
+A MODEL ending in ``:no-destripe`` runs with ``destripe=False`` (upsample's default is on), one ending in
+``:sigma=S`` with ``DestripeOptions(sigma=S)`` (the in-plane reach of the destripe estimate, in voxels).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np  # noqa: E402
 
 import DPNSLCore  # noqa: E402
 from DPNSLCore.evaluation.banding import banding_or_none  # noqa: E402
+from DPNSLCore.ops.destripe import DestripeOptions  # noqa: E402
 
 WINDOWS = {"soft tissue (W400 L40)": (40.0, 400.0), "lung (W1500 L-600)": (-600.0, 1500.0)}
 
@@ -32,6 +34,17 @@ def _coronal(volume: np.ndarray, row: int, dz: float, dx: float) -> np.ndarray:
     plane = volume[:, row, :].astype(np.float32)
     repeat = max(1, round(dz / dx))
     return np.repeat(plane, repeat, axis=0)
+
+
+def _destripe(flag: str) -> bool | DestripeOptions:
+    """The ``destripe`` argument of a MODEL's flag: "" (default), "no-destripe" or "sigma=S"."""
+    if flag == "":
+        return True
+    if flag == "no-destripe":
+        return False
+    if flag.startswith("sigma="):
+        return DestripeOptions(sigma=float(flag.removeprefix("sigma=")))
+    raise SystemExit(f"error: unknown model flag {flag!r}: use :no-destripe or :sigma=S")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         label, model = item.split("=", 1) if "=" in item else (item, item)
         model, _, flag = model.partition(":")
         rows.append((f"DP-NSL {label}", DPNSLCore.upsample(cropped, args.scale, model=model, device="cpu",
-                                                           destripe=flag != "no-destripe")))
+                                                           destripe=_destripe(flag))))
     dz = vol.geometry.spacing_zyx[0] / args.scale
     dx = vol.geometry.spacing_zyx[2]
     row = int(args.row * c)
