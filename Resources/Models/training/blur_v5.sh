@@ -7,7 +7,8 @@
 #   ct_blur_band: ct_blur plus the banding penalty at weight 100 (banding_v5.sh), against the stripes it adds
 #   ct_blur15_band: ct_blur_band with half the blurred share (15 %): less of the stripes it adds on real scans?
 #   ct_inplane_band: ct_blur_band with the Gaussian in-plane only (--blur-axes inplane): smooth slices, sharp z
-#   ct_inplane50_band: ct_inplane_band with half the windows blurred; ct_inplane: ct_inplane_band without banding
+#   ct_inplane50_band: ct_inplane_band with half the windows blurred (the v5 CT model); ct_inplane80_band: 80 %
+#   ct_inplane: ct_inplane_band without banding
 #   mr_inplane50: the v4 MR model with half the windows blurred in-plane (no banding: it costs MR PSNR)
 set -euo pipefail
 source "$(dirname "$0")/v5_common.sh"
@@ -24,6 +25,9 @@ if [[ $what == inplane_band ]]; then
 fi
 if [[ $what == inplane50_band ]]; then
   fine_tune ct_inplane50_band ct --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100
+fi
+if [[ $what == inplane80_band ]]; then
+  fine_tune ct_inplane80_band ct --blur-share 0.8 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100
 fi
 if [[ $what == inplane ]]; then fine_tune ct_inplane ct "${BLUR[@]}" --blur-axes inplane; fi
 if [[ $what == mr_inplane50 ]]; then
