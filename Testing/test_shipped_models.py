@@ -12,6 +12,7 @@ import torch
 import DPNSLCore
 from DPNSLCore.evaluation.metrics import psnr
 from DPNSLCore.io.intensity import IntensityNormalizer
+from DPNSLCore.models.checkpoint import read_checkpoint_info
 from DPNSLCore.models.registry import SHIPPED, shipped_path
 from DPNSLCore.resources import SAMPLE_DATA_DIR
 
@@ -26,6 +27,16 @@ def test_shipped_weights_are_small_and_describe_themselves(name):
     model = DPNSLCore.load_model(name, device="cpu")
     # both shipped models are joint CT+MR models (v5 CT, v4 MR): they take their intensity rule from the input
     assert model.config.modality is None and model.config.name == "lean"
+
+
+@pytest.mark.parametrize(("name", "recipe"), [
+    ("ct", ["--blur-share 0.5", "--blur-axes inplane", "--banding-weight 100", "--loss gain"]),  # v5 CT
+    ("mr", ["--loss gain"])])  # v4 MR
+def test_shipped_models_record_the_training_the_readme_describes(name, recipe):
+    command = read_checkpoint_info(shipped_path(name))["extra"]["command"]
+    assert command.startswith("python -m DPNSLCore.train") and "--modality auto" in command  # joint models
+    assert all(option in command for option in recipe), command
+    assert ("--blur-share" in command) == (name == "ct")  # the MR model had no smooth-volume augmentation
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
