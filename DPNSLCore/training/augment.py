@@ -66,7 +66,6 @@ class BlurAugment:
         return gaussian_blur3d(window, float(rng.uniform(*self.sigma)), BLUR_AXES[self.axes])
 
 
-
 def gaussian_blur3d(window: torch.Tensor, sigma: float, axes: tuple[int, ...] = BLUR_AXES["all"]) -> torch.Tensor:
     """Separable Gaussian of ``sigma`` voxels along ``axes`` of the last three (0: slices); edges replicated (no
     dark rim)."""

@@ -13,24 +13,25 @@
 set -euo pipefail
 source "$(dirname "$0")/v5_common.sh"
 what=${1:-all}
-BLUR=(--blur-share 0.3 --blur-sigma 0.5:1.5)
+SIGMA=(--blur-sigma 0.5:1.5)  # every blurred run draws its sigma from 0.5-1.5 voxels
+BLUR=(--blur-share 0.3 "${SIGMA[@]}")
 if [[ $what == mr_blur || $what == all ]]; then fine_tune mr_blur mr "${BLUR[@]}"; fi
 if [[ $what == blur || $what == all ]]; then fine_tune ct_blur ct "${BLUR[@]}"; fi
 if [[ $what == blur_band || $what == all ]]; then fine_tune ct_blur_band ct "${BLUR[@]}" --banding-weight 100; fi
 if [[ $what == blur15_band ]]; then
-  fine_tune ct_blur15_band ct --blur-share 0.15 --blur-sigma 0.5:1.5 --banding-weight 100
+  fine_tune ct_blur15_band ct --blur-share 0.15 "${SIGMA[@]}" --banding-weight 100
 fi
 if [[ $what == inplane_band ]]; then
   fine_tune ct_inplane_band ct "${BLUR[@]}" --blur-axes inplane --banding-weight 100
 fi
 if [[ $what == inplane50_band ]]; then
-  fine_tune ct_inplane50_band ct --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100
+  fine_tune ct_inplane50_band ct --blur-share 0.5 "${SIGMA[@]}" --blur-axes inplane --banding-weight 100
 fi
 if [[ $what == inplane80_band ]]; then
-  fine_tune ct_inplane80_band ct --blur-share 0.8 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100
+  fine_tune ct_inplane80_band ct --blur-share 0.8 "${SIGMA[@]}" --blur-axes inplane --banding-weight 100
 fi
 if [[ $what == inplane ]]; then fine_tune ct_inplane ct "${BLUR[@]}" --blur-axes inplane; fi
 if [[ $what == mr_inplane50 ]]; then
-  fine_tune mr_inplane50 mr --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane
+  fine_tune mr_inplane50 mr --blur-share 0.5 "${SIGMA[@]}" --blur-axes inplane
 fi
 if [[ $what == control || $what == all ]]; then fine_tune ct_control ct; fi
