@@ -110,6 +110,7 @@ class DPNSLParameterNode:
     model / checkpointPath - bundled CT or MR weights, or a checkpoint file.
     device - where the network runs.
     adapt / adaptSeconds - fine-tune a copy of the model on the input's own in-plane axes first, for that long.
+    calibrate - fit the strength of the network's detail to the input on its own in-plane axes first.
     outputVolume - volume to write (None: a new volume on every run; never the input).
     showParts / showRouting - what the results layout shows.
     simulateReference / referenceVolume - Compare against a simulated or a real thin-slice reference.
@@ -128,6 +129,7 @@ class DPNSLParameterNode:
     device: DeviceChoice = DeviceChoice.AUTO
     adapt: bool = False
     adaptSeconds: Annotated[float, WithinRange(5.0, 3600.0)] = 60.0
+    calibrate: bool = True
     outputVolume: vtkMRMLScalarVolumeNode
     showParts: bool = True
     showRouting: bool = False

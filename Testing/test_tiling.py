@@ -66,7 +66,8 @@ def test_z_windows_partition_the_hr_slices(n_lr, scale, window, halo):
 def test_result_does_not_depend_on_tiles_or_z_windows(config, kind, scale):
     model = random_model(config)
     y = torch.rand(11, 21, 19, generator=torch.Generator().manual_seed(1)).numpy()
-    run = {"model": model, "degradation": kind, "device": "cpu", "intensity": IDENTITY, "return_parts": True}
+    run = {"model": model, "degradation": kind, "device": "cpu", "intensity": IDENTITY, "return_parts": True,
+           "calibrate": False}  # the random network's detail as it is (test_calibrate: calibrated runs too)
     whole = upsample(y, scale, tiling={"tile_size": 64, "z_window": 64}, **run)
     assert float(np.abs(whole.detail).max()) > 0.05  # the network really contributes
     for tiling in ({"tile_size": 5, "z_window": 1}, {"tile_size": 8, "z_window": 3, "release_memory": True},
@@ -87,8 +88,8 @@ def test_routing_is_a_partition_of_unity_across_windows():
 
 def test_progress_reaches_every_stage_and_cancel_stops_at_each():
     y = torch.rand(9, 8, 8).numpy()
-    run = {"model": random_model(LEAN), "device": "cpu", "intensity": IDENTITY, "tiling": {"tile_size": 4,
-                                                                                           "z_window": 4}}
+    run = {"model": random_model(LEAN), "device": "cpu", "intensity": IDENTITY, "calibrate": False,
+           "tiling": {"tile_size": 4, "z_window": 4}}
     seen = []
     upsample(y, 2, progress=lambda fraction, message: seen.append((fraction, message)), **run)
     fractions = [f for f, _ in seen]

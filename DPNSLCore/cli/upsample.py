@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
                    help="fine-tune a copy of the model on this volume's own in-plane axes for SECONDS before "
                    "upsampling (self-supervised; default 0: off)")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="add the network's detail as it is (default: its strength is first fitted to this scan, one "
+                   "gain by least squares on its own in-plane axes at the output spacing; A x = y holds either way)")
     p.add_argument("--no-destripe", action="store_true",
                    help="keep the network's detail as it is (default: its part that repeats with the slice period, "
                    "locally, is removed; the acquired slices are kept either way)")
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                               modality=args.modality, device=args.device,
                               return_parts=parts_dir is not None, tiling=tiling, output_dtype=args.output_dtype,
                               allow_untrained=args.allow_untrained, progress=progress, adapt=args.adapt or None,
-                              destripe=not args.no_destripe)
+                              destripe=not args.no_destripe, calibrate=not args.no_calibrate)
         progress.close()
         print(f"{source}: {result.plan.describe()}", file=sys.stderr)
         for note in result.notes:

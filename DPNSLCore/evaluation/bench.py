@@ -23,7 +23,7 @@ import torch
 from ..inference.allocator import keep_freed_memory
 from ..inference.api import upsample
 from ..inference.tiling import TilingOptions
-from ..io.volumes import detect_slice_axis, read_volume
+from ..io.volumes import Geometry, Volume, detect_slice_axis, read_volume
 from ..models.registry import open_model, resolve_device
 from ..ops.operators import simulate_acquisition
 from ..resources import sample_path
@@ -58,8 +58,10 @@ class PeakMemory:
 
 
 def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device, tiling: TilingOptions,
-                repeats: int) -> dict:
-    """Best-of-``repeats`` wall time and peak memory of one method on ``lr`` (slice axis 0)."""
+                repeats: int, *, calibrate: bool = True,
+                spacing_zyx: tuple[float, float, float] | None = None) -> dict:
+    """Best-of-``repeats`` wall time and peak memory of one method on ``lr`` (slice axis 0; ``spacing_zyx`` its
+    voxel size, which ``calibrate`` reads; the calibration's seconds are part of the time)."""
     model = None
     if method not in ("linear", "cubic"):
         model = open_model(method, device, allow_untrained=True)  # speed does not depend on training
@@ -67,14 +69,15 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
     else:
         kind = method
     times, peak = [], 0
+    stack = lr if spacing_zyx is None else Volume(lr, Geometry(spacing=tuple(reversed(spacing_zyx))))
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         with PeakMemory() as mem:
             t0 = time.perf_counter()
-            out = upsample(lr, scale, method=kind, model=model, device=str(device), tiling=tiling, slice_axis=0,
-                           output_dtype="input")
+            out = upsample(stack, scale, method=kind, model=model, device=str(device), tiling=tiling, slice_axis=0,
+                           output_dtype="input", calibrate=calibrate and kind == "dpnsl")
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
@@ -83,7 +86,7 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
     cuda_peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else 0
     return {"method": method, "seconds": min(times), "voxels": int(np.prod(out.plan.output_shape)),
             "peak_rss": peak, "cuda_peak": cuda_peak, "error": out.consistency_error, "periodicity": periodicity,
-            "texture": texture}
+            "texture": texture, "detail_gain": out.detail_gain}
 
 
 def mirror_extend(array: np.ndarray, n: int) -> np.ndarray:
@@ -121,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--tile-size", type=int, default=TilingOptions.tile_size)
     p.add_argument("--z-window", type=int, default=TilingOptions.z_window)
+    p.add_argument("--no-calibrate", action="store_true", help="DP-NSL without fitting its detail gain to the "
+                   "volume (default: fitted, as upsample does; its seconds are timed)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one method, print JSON
     args = p.parse_args(argv)
     keep_freed_memory()
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         vol = read_volume(path)
         axis = detect_slice_axis(vol.geometry)
         array = np.moveaxis(vol.array, axis, 0)
+        spacing = vol.geometry.spacing_zyx
+        spacing = (spacing[axis] * (1 if args.observed else args.scale), *(spacing[a] for a in range(3) if a != axis))
         lr = array if args.observed else simulate_acquisition(array, args.scale)[0].astype(array.dtype)
         if args.slices:
             lr = mirror_extend(lr, args.slices)
@@ -138,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.one:
-        print(json.dumps(time_method(lr, args.scale, args.one, device, tiling, args.repeats)))
+        print(json.dumps(time_method(lr, args.scale, args.one, device, tiling, args.repeats,
+                                     calibrate=not args.no_calibrate, spacing_zyx=spacing)))
         return 0
     print(f"{path}: observed {lr.shape} {lr.dtype} (slices first) -> x{args.scale:g}, device {device}, "
           f"{torch.get_num_threads()} threads, {tiling}")
@@ -151,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {method} failed:\n{done.stderr}", file=sys.stderr)
             return 2
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"  {method}: {rows[-1]['seconds']:.2f} s", flush=True)
+        fitted = rows[-1]["detail_gain"] != 1
+        gain = f" (detail gain {rows[-1]['detail_gain']:.2f})" if fitted else ""
+        print(f"  {method}: {rows[-1]['seconds']:.2f} s{gain}", flush=True)
     print(format_table(rows))
     return 0
 

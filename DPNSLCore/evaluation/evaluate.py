@@ -29,6 +29,7 @@ import torch
 
 from ..inference.api import METHODS, upsample
 from ..io.intensity import IntensityNormalizer
+from ..io.volumes import Geometry, Volume
 from ..models.network import DPNSL
 from ..models.registry import LoadedModel, open_model
 from ..ops.operators import make_degradation, simulate_acquisition
@@ -86,10 +87,12 @@ def load_dpnsl(checkpoint: str | None, modality: str, device: str = "auto") -> L
 def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: LoadedModel | DPNSL | None = None,
                         normalizer: IntensityNormalizer | None = None, degradation: str = "decimate",
                         device: str | torch.device = "auto", profile: str = "box",
-                        thickness: float = 1.0, adapt: float = 0.0, destripe: bool = True) -> np.ndarray:
+                        thickness: float = 1.0, adapt: float = 0.0, destripe: bool = True, calibrate: bool = True,
+                        spacing_zyx: tuple[float, float, float] | None = None) -> np.ndarray:
     """Upsample a normalised LR stack (slice axis 0) with ``method``; returns the normalised HR prediction.
 
     Baselines run on the normalised values directly; ``dpnsl`` runs the product path (module docstring).
+    ``spacing_zyx`` (mm, of ``lr``) gives the stack its geometry, which adaptation and calibration read.
 
     Raises:
         ValueError: ``dpnsl`` without a model/normaliser, or a model trained for another modality.
@@ -100,8 +103,10 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
     if model is None or normalizer is None:
         raise ValueError("method 'dpnsl' needs a model and the volume's normalizer")
     identity = IntensityNormalizer(normalizer.kind, 1.0, 0.0)  # the stack is already normalised
-    return upsample(lr, scale, model=model, method="dpnsl", device=device, modality=normalizer.kind,
-                    intensity=identity, adapt=adapt or None, destripe=destripe, **acquisition).volume
+    stack = lr if spacing_zyx is None else Volume(lr, Geometry(spacing=tuple(reversed(spacing_zyx))))
+    return upsample(stack, scale, model=model, method="dpnsl", device=device, modality=normalizer.kind,
+                    intensity=identity, adapt=adapt or None, destripe=destripe, calibrate=calibrate,
+                    **acquisition).volume
 
 
 @dataclass
@@ -120,11 +125,13 @@ class ProtocolOptions:
     thickness: float = 1.0  # in acquired slice spacings (profile only)
     adapt: float = 0.0  # seconds of adaptation of the model to each simulated input (dpnsl only; 0: off)
     destripe: bool = True  # remove the phase-locked part of DP-NSL's detail (upsample's default)
+    calibrate: bool = True  # fit DP-NSL's detail gain to each simulated input (its in-plane axes; upsample's default)
 
     def acquisition_text(self) -> str:
         text = f"{self.profile} profile (thickness {self.thickness:g} spacings)" if self.degradation == "profile" \
             else self.degradation
         text += f", DP-NSL adapted {self.adapt:g} s to each input" if self.adapt else ""
+        text += "" if self.calibrate else ", DP-NSL without calibration"
         return text + ("" if self.destripe else ", DP-NSL without destripe")
 
 
@@ -162,8 +169,8 @@ def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Seque
             start = time.perf_counter()
             pred = upsample_normalised(lr, scale, method, model=model, normalizer=volume.normalizer,
                                        degradation=options.degradation, device=options.device, adapt=options.adapt,
-                                       destripe=options.destripe,
-                                       **acquisition)
+                                       destripe=options.destripe, calibrate=options.calibrate,
+                                       spacing_zyx=(volume.spacing[0] * scale, *volume.spacing[1:]), **acquisition)
             seconds = time.perf_counter() - start
             consistency = float((deg.forward(torch.from_numpy(pred)) - torch.from_numpy(lr)).abs().max())
             if options.ssim:
@@ -312,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
     p.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
                    help="adapt the model to each simulated input for SECONDS first (dpnsl; default 0: off)")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="add DP-NSL's detail as the network made it (default: its gain is fitted to each input on its "
+                   "own in-plane axes, as upsample does)")
     p.add_argument("--no-destripe", action="store_true",
                    help="keep DP-NSL's detail as the network made it (default: its phase-locked part is removed)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -325,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give --data PATH... and/or --paired THICK THIN", file=sys.stderr)
         return 2
     options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device, args.profile,
-                              args.thickness, args.adapt, not args.no_destripe)
+                              args.thickness, args.adapt, not args.no_destripe, not args.no_calibrate)
     try:
         if args.data:
             result = evaluate(args.data, args.scales, args.methods, checkpoint=args.checkpoint,
@@ -337,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
 
             rows = paired_check(*args.paired, parse_methods(args.methods), checkpoint=args.checkpoint,
                                 modality=args.modality, degradation=args.degradation, device=args.device,
-                                out=args.out, destripe=not args.no_destripe)
+                                out=args.out, destripe=not args.no_destripe, calibrate=not args.no_calibrate)
             print(paired_markdown(rows))
     except (ValueError, TypeError, FileNotFoundError, MemoryError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -45,7 +45,7 @@ def resample_onto(volume: Volume, reference: Volume) -> np.ndarray:
 def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequence[str], *,
                  checkpoint: str | None = None, modality: str = "auto", degradation: str | None = None,
                  device: str = "auto", model=None, out: str | Path | None = None,
-                 destripe: bool = True) -> list[PairedRow]:
+                 destripe: bool = True, calibrate: bool = True) -> list[PairedRow]:
     """Upsample the thick series with each method and compare with the thin series (module docstring).
 
     Args:
@@ -54,7 +54,7 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
         modality: "ct" (fixed HU window for both), "mr" (each series by its own range) or "auto".
         degradation: acquisition model; default "auto" (resolved by upsample: a model's recorded profile, else
             decimate for an integer spacing ratio and sample otherwise).
-        destripe: upsample's ``destripe`` for DP-NSL.
+        destripe, calibrate: upsample's ``destripe`` and ``calibrate`` for DP-NSL.
 
     Raises:
         FileNotFoundError: a path is missing. ValueError: the thin series is not finer along the slice axis,
@@ -78,7 +78,7 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
     for method in methods:
         result = upsample(thick, spacing=target, method=method, model=model if method == "dpnsl" else None,
                           degradation=degradation or "auto", slice_axis=axis, device=device, modality=thick_norm.kind,
-                          destripe=destripe)
+                          destripe=destripe, calibrate=calibrate and method == "dpnsl")
         resampled = resample_onto(result.to_volume(), thin)
         mask = np.isfinite(resampled)
         if not mask.any():

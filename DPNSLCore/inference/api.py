@@ -26,6 +26,7 @@ from ..ops.bounds import IntensityBounds
 from ..ops.destripe import DestripeOptions, phase_period
 from ..ops.interpolation import BASELINES
 from .adapt import AdaptOptions, adapt_model
+from .calibrate import CalibrateOptions, CalibrationUnavailableError, fit_detail_gain
 from .engine import baseline_column, network_column, network_halo, run_volume
 from .request import UpsamplePlan, UpsampleRequest
 from .tiling import CancelFn, ProgressFn, TilingOptions
@@ -50,6 +51,7 @@ class UpsampleResult:
     model_source: str | None = None  # e.g. "shipped CT model (dpnsl_ct.safetensors)"
     modality: str | None = None  # intensity rule used for the network: "ct" or "mr"
     notes: tuple[str, ...] = ()  # how the axis, acquisition, model and modality were chosen
+    detail_gain: float = 1.0  # scale of the network's detail (calibrate=True fits it to the volume)
 
     @property
     def scale(self) -> float:
@@ -178,20 +180,27 @@ def _choose_model(model: Any, array: np.ndarray, modality: str, intensity: Inten
     return _ModelChoice(loaded.model, loaded.source, intensity, tuple(notes))
 
 
+def _slice_first(array: np.ndarray, geometry: Geometry | None, plan: UpsamplePlan,
+                 normalizer: IntensityNormalizer) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The input in the network's units with the slice axis first, and its spacing in that order (an array without
+    geometry: in-plane voxels of the output slice spacing)."""
+    axis = plan.slice_axis
+    order = [axis, *(a for a in range(3) if a != axis)]
+    spacing = geometry.spacing_zyx if geometry is not None else \
+        tuple(plan.scale if a == axis else 1.0 for a in range(3))
+    moved = np.moveaxis(np.asarray(array), axis, 0)
+    return normalizer.forward(moved.astype(np.float32)), tuple(spacing[a] for a in order)
+
+
 def _adapted(net: DPNSL, array: np.ndarray, geometry: Geometry | None, plan: UpsamplePlan,
              normalizer: IntensityNormalizer, adapt: float | AdaptOptions, device: torch.device,
              progress: ProgressFn | None, cancel: CancelFn | None) -> tuple[DPNSL, str, ProgressFn | None]:
     """Adapt a copy of ``net`` to this volume; the first half of the progress goes to it. Returns the copy, the
     note and the progress callback for the rest of the run."""
     options = adapt if isinstance(adapt, AdaptOptions) else AdaptOptions(float(adapt))
-    axis = plan.slice_axis
-    order = [axis, *(a for a in range(3) if a != axis)]
-    spacing = geometry.spacing_zyx if geometry is not None else \
-        tuple(plan.scale if a == axis else 1.0 for a in range(3))
-    moved = np.moveaxis(np.asarray(array), axis, 0)
+    normalised, spacing = _slice_first(array, geometry, plan, normalizer)
     first = None if progress is None else (lambda f, m: progress(0.5 * f, m))
-    adapted, report = adapt_model(net, normalizer.forward(moved.astype(np.float32)), tuple(spacing[a] for a in order),
-                                  plan, options, device, progress=first, cancel=cancel)
+    adapted, report = adapt_model(net, normalised, spacing, plan, options, device, progress=first, cancel=cancel)
     rest = None if progress is None else (lambda f, m: progress(0.5 + 0.5 * f, m))
     return adapted, report.text(), rest
 
@@ -250,6 +259,7 @@ def upsample(
     adapt: float | AdaptOptions | None = None,
     out: np.ndarray | None = None,
     destripe: bool | DestripeOptions = True,
+    calibrate: bool | CalibrateOptions = True,
 ) -> UpsampleResult:
     """Turn a thick-slice volume into a thin-slice one; every observed slice is kept (A x = y).
 
@@ -284,6 +294,10 @@ def upsample(
         destripe: remove the part of the network's detail that repeats with the slice period, locally (stripes;
             :mod:`DPNSLCore.ops.destripe`, A x = y still holds); True (default), False, or
             :class:`DestripeOptions`. DP-NSL only.
+        calibrate: fit the strength of the network's detail to this volume first (one least-squares gain on its
+            own in-plane axes resampled to the output spacing, :mod:`.calibrate`; A x = y holds for any gain):
+            True (default), False or :class:`CalibrateOptions`. ``result.detail_gain`` and a note give the gain;
+            a volume too small to calibrate on keeps gain 1, and a note says so. DP-NSL only.
 
     Raises:
         ValueError / TypeError: bad input, scale, method, acquisition, axis, model or device, with the fix.
@@ -312,6 +326,8 @@ def upsample(
     notes = list(plan.notes) + _filled_note(volume)
     source = kind = None
     degrees: tuple[int, ...] = ()
+    gain = 1.0
+    fit = CalibrateOptions.from_value(calibrate)
     if choice is not None:
         net = _for_inference(choice.model, dev)
         if adapt:
@@ -326,8 +342,19 @@ def upsample(
         elif stripes is not None:
             notes.append(f"destripe: the detail's part locked to the slice phase removed (same-phase means over "
                          f"±{stripes.periods} period(s), in-plane sigma {stripes.sigma:g} voxels)")
+        if fit is not None:
+            if progress is not None:
+                progress(0.0, "calibrating the detail on the volume's in-plane axes")
+            normalised, spacing_first = _slice_first(array, geometry, plan, choice.normalizer)
+            try:
+                calibration = fit_detail_gain(net, normalised, spacing_first, plan, dev, destripe=stripes,
+                                              options=fit)
+                gain = calibration.gain
+                notes.append(calibration.text())
+            except CalibrationUnavailableError as why:  # a tiny volume: said, and the detail kept as it is
+                notes.append(str(why))
         column, ticks = network_column(net, deg, choice.normalizer, options, dev, parts=return_parts, bounds=box,
-                                       destripe=stripes)
+                                       destripe=stripes, detail_gain=gain)
         halo, n_experts = network_halo(net, stripes), net.config.n_experts
         source, kind, degrees, notes = choice.source, choice.normalizer.kind, tuple(net.config.degrees), \
             notes + list(choice.notes)
@@ -350,5 +377,5 @@ def upsample(
         volume=out if out is not None else back(result.output), geometry=plan.geometry, plan=plan, method=method,
         consistency_error=result.consistency_error, anchor=back(result.anchor), detail=back(result.detail),
         routing=back(result.routing, 1), expert_degrees=degrees, model_source=source, modality=kind,
-        notes=tuple(notes),
+        notes=tuple(notes), detail_gain=gain,
     )

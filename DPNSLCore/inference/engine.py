@@ -174,7 +174,7 @@ def _widen(keep: slice, by: int, size: int) -> slice:
 
 def network_column(model: DPNSL, degradation: Degradation, normalizer: IntensityNormalizer, tiling: TilingOptions,
                    device: torch.device, *, parts: bool, bounds: IntensityBounds | None = None,
-                   destripe: DestripeOptions | None = None) -> tuple[ColumnFn, int]:
+                   destripe: DestripeOptions | None = None, detail_gain: float = 1.0) -> tuple[ColumnFn, int]:
     """Column function of a DP-NSL model and the number of progress ticks per column (read with
     :func:`network_halo`).
 
@@ -182,7 +182,8 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
     asked for the HR slices it owns plus the HR margin its HR-resolution convs need; the model's own anchor and
     projection (:meth:`DPNSL.assemble`) then run on the whole column, in the input's units; with ``destripe`` the
     detail's phase-locked part is removed (:mod:`DPNSLCore.ops.destripe`, on the core widened by its reach, so the
-    result does not depend on the tiles); and the output is kept inside ``bounds``
+    result does not depend on the tiles); the detail is scaled by ``detail_gain`` (:mod:`.calibrate`); and the
+    output is kept inside ``bounds``
     (:func:`DPNSLCore.ops.bounds.keep_in_bounds`). A x = y holds throughout.
     """
     estimator = model.estimator
@@ -215,7 +216,7 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
                 tick(f"slices {win.read_start}-{win.read_stop} of {degradation.n_lr}")
             out, anchor, detail = model.assemble(y_read[:, wide_y, wide_x], f, degradation,
                                                  f_scale=normalizer.scale, f_offset=normalizer.offset,
-                                                 destripe=destripe)
+                                                 destripe=destripe, detail_gain=detail_gain)
             inner = (slice(None), slice(keep_y.start - wide_y.start, keep_y.stop - wide_y.start),
                      slice(keep_x.start - wide_x.start, keep_x.stop - wide_x.start))
             out, anchor, detail = out[inner], anchor[inner], detail[inner]

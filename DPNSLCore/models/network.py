@@ -154,7 +154,8 @@ class DPNSL(nn.Module):
         return {"output": output, "anchor": anchor, "f": f, "detail": detail, "routing": routing}
 
     def assemble(self, y: Tensor, f: Tensor, degradation: Degradation, *, f_scale: float = 1.0,
-                 f_offset: float = 0.0, destripe: DestripeOptions | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                 f_offset: float = 0.0, destripe: DestripeOptions | None = None,
+                 detail_gain: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
         """x = B y + (I - P A) f: the model's anchor and projection (its config) around a network output.
 
         Args:
@@ -165,6 +166,7 @@ class DPNSL(nn.Module):
                 normalised 0), so the detail is added in ``y``'s units and A x = y holds there exactly.
             destripe: also remove the detail's part locked to the slice phase, through the same projection
                 (:func:`DPNSLCore.ops.destripe.remove_phase_locked`; f of shape (n_hr, Y, X)); None: off.
+            detail_gain: scale of the detail (:mod:`DPNSLCore.inference.calibrate`); any value keeps A x = y.
 
         Returns:
             (output, anchor, detail) in ``y``'s units; ``use_mcp=False`` adds f unprojected (the ablation).
@@ -174,8 +176,9 @@ class DPNSL(nn.Module):
             y, f = y.float(), f.float()
             projection = cfg.projection if cfg.use_mcp else "none"
             detail = null_space_detail(f, degradation, projection, anchor=cfg.anchor)
-            if f_scale != 1.0:  # in place unless detail is f itself (projection "none")
-                detail = detail * f_scale if detail is f else detail.mul_(f_scale)
+            factor = f_scale * detail_gain
+            if factor != 1.0:  # in place unless detail is f itself (projection "none")
+                detail = detail * factor if detail is f else detail.mul_(factor)
             if destripe is not None:
                 detail = remove_phase_locked(detail, degradation, destripe, projection=projection,
                                              anchor=cfg.anchor)

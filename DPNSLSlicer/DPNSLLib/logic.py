@@ -173,11 +173,13 @@ class SliceSuperResolutionLogic:
 
     def _run(self, array: np.ndarray, plan, method: str, model, device: str, returnParts: bool,
              progress: ProgressFn | None, cancel: CancelFn | None, adapt: float | None = None, out=None,
-             tiling=None, destripe: bool = True):
+             tiling=None, destripe: bool = True, calibrate: bool = True, spacing=None):
         """One DPNSLCore.upsample call with ``plan``'s axis, scale and acquisition (resolved with the model's
         recorded acquisition by :meth:`plan`, so the panel's line and the run agree); the network gets the cached
-        model."""
+        model. ``spacing``: the array's voxel size (mm, numpy order), which adaptation and calibration read."""
         core = importCore()
+        if spacing is not None:  # only the voxel size travels: the output grid is the plan's
+            array = core.Volume(array, core.Geometry(spacing=tuple(float(v) for v in spacing[::-1])))
         options = dict(method=method, degradation=plan.degradation, thickness=plan.thickness, profile=plan.profile,
                        slice_axis=plan.slice_axis, return_parts=returnParts, progress=progress, cancel=cancel,
                        output_dtype="input", out=out,  # int16 in, int16 out: half of float32
@@ -185,7 +187,7 @@ class SliceSuperResolutionLogic:
         if method == "dpnsl":
             device = enumValue(device, DeviceChoice, "device")
             options.update(model=self.loadModel(model, device), device=device, adapt=adapt or None,
-                           destripe=destripe)
+                           destripe=destripe, calibrate=calibrate)
         return core.upsample(array, plan.scale, **options)
 
     def upsample(self, inputNode, scale: float | None = None, *, spacing: float | None = None,
@@ -193,7 +195,7 @@ class SliceSuperResolutionLogic:
                  thicknessMm: float | None = None, profile: str = "box", model=None, device: str = "auto",
                  sliceAxis: int | None = None, outputNode=None, returnParts: bool = False,
                  progress: ProgressFn | None = None, cancel: CancelFn | None = None, adapt: float | None = None,
-                 tiling=None, destripe: bool = True):
+                 tiling=None, destripe: bool = True, calibrate: bool = True):
         """Upsample ``inputNode`` along its slice axis into a new (or the given) volume node.
 
         Args:
@@ -215,6 +217,8 @@ class SliceSuperResolutionLogic:
                 result; None: :data:`SLICER_TILING` (small tiles: memory first inside Slicer).
             destripe: remove the part of the network's detail locked to the slice phase (DPNSLCore.ops.destripe;
                 A x = y still holds); False keeps the raw network detail.
+            calibrate: fit one gain of the network's detail to this volume on its own in-plane axes first
+                (DPNSLCore.inference.calibrate; DP-NSL only; A x = y holds for any gain).
 
         Returns:
             The output volume node, or ``(outputNode, PartNodes)`` when ``returnParts`` is True.
@@ -235,7 +239,8 @@ class SliceSuperResolutionLogic:
 
         image, voxels = newImage(plan.output_shape, resolve_output_dtype("input", array))  # the node's own voxels
         result = self._run(array, plan, method, model, device, returnParts, stages.compute, cancel, adapt,
-                           out=voxels, tiling=tiling, destripe=destripe)
+                           out=voxels, tiling=tiling, destripe=destripe, calibrate=calibrate,
+                           spacing=spacingZyx(ijkToRasArray(inputNode)))
         if result.volume is not voxels:  # a result computed elsewhere (never by DPNSLCore.upsample with `out`)
             voxels[...] = result.volume
         stages("writing the output volume")  # the last cancel before anything is written
@@ -263,7 +268,7 @@ class SliceSuperResolutionLogic:
                 methods: Sequence[str] = METHODS, degradation: str = "auto", thickness: float | None = None,
                 thicknessMm: float | None = None, profile: str = "box", model=None, device: str = "auto",
                 sliceAxis: int | None = None, tableNode=None, chartNode=None, progress: ProgressFn | None = None,
-                cancel: CancelFn | None = None, adapt: float | None = None):
+                cancel: CancelFn | None = None, adapt: float | None = None, calibrate: bool = True):
         """Per-slice MAE of each method against a thin-slice reference, as a table and a chart.
 
         With ``referenceNode=None`` the input plays the thin-slice truth: it is downsampled by ``scale`` with
@@ -281,11 +286,13 @@ class SliceSuperResolutionLogic:
                          thicknessMm=thicknessMm, model=model if "dpnsl" in methods else None)
         s, axis, kind = plan.scale, plan.slice_axis, plan.degradation
         array, ijkToRas = volumeArray(inputNode), ijkToRasArray(inputNode)
+        observedSpacing = spacingZyx(ijkToRas)
         if referenceNode is None:
             observed, reference = importCore().simulate_acquisition(array, s, degradation=kind,
                                                                     thickness=plan.thickness, profile=plan.profile,
                                                                     slice_axis=axis)
             step = float(spacingZyx(ijkToRas)[axis])
+            observedSpacing = np.where(np.arange(3) == axis, observedSpacing * s, observedSpacing)
             title = f"{inputNode.GetName()} simulated x{s:g} {kind}"
         else:
             checkScalarVolume(referenceNode, "referenceNode")
@@ -299,7 +306,8 @@ class SliceSuperResolutionLogic:
         curves: dict[str, np.ndarray] = {}
         for index, method in enumerate(methods):
             part = _scaled(progress, index / len(methods), 1.0 / len(methods))
-            result = self._run(observed, plan, method, model, device, False, part, cancel, adapt)
+            result = self._run(observed, plan, method, model, device, False, part, cancel, adapt,
+                               calibrate=calibrate, spacing=observedSpacing)
             if reference is None:
                 reference = resampleToGrid(referenceNode, plan.output_matrix(ijkToRas), result.volume.shape)
             curves[method] = charts.perSliceMae(result.volume, reference, axis)

@@ -7,7 +7,7 @@ reused, progress through every stage, cancel at any stage) is tested headless wi
 
 The panel's parameters are read by attribute from the parameter node (``DPNSLParameterNode`` in DPNSL.py):
 inputVolume, scaleMode, scale, targetSpacing, degradation, profile, thicknessMm (0: the slice spacing),
-model, checkpointPath, device, adapt / adaptSeconds, outputVolume, showParts, showRouting, simulateReference,
+model, checkpointPath, device, adapt / adaptSeconds, calibrate, outputVolume, showParts, showRouting, simulateReference,
 referenceVolume, compareTable, compareChart.
 """
 
@@ -89,7 +89,7 @@ class PanelPresenter:
         """Keyword arguments of ``logic.upsample`` / ``logic.compare`` from the parameters."""
         return dict(self.scaleArguments(p), **self.acquisitionArguments(p),
                     model=self.logic.modelSpec(p.model.value, p.checkpointPath), device=p.device.value,
-                    adapt=float(p.adaptSeconds) if p.adapt else None)
+                    adapt=float(p.adaptSeconds) if p.adapt else None, calibrate=bool(p.calibrate))
 
     def checkRequest(self, p) -> str:
         """Why the request cannot run (the Upsample tooltip), or "" when it can."""

@@ -5,7 +5,8 @@
 # Thin volumes are scored along z, thick ones along their in-plane axes (evaluate --axes auto).
 # Usage: Resources/Results/run_v3.sh [ct|mr|thick|thick-ct|thick-mr|pair|all]
 # Candidate models: CT_MODEL / MR_MODEL (checkpoint files, default the shipped ones) and RESULTS (the output folder,
-# default Resources/Results/v3), e.g. CT_MODEL=runs/joint/last.safetensors RESULTS=/tmp/joint run_v3.sh ct
+# default Resources/Results/v3), e.g. CT_MODEL=runs/joint/last.safetensors RESULTS=/tmp/joint run_v3.sh ct;
+# EXTRA: more options for every evaluate and bench run, e.g. EXTRA=--calibrate
 set -euo pipefail
 D=${DATA:-../shared/data}
 R=${RESULTS:-Resources/Results/v3}
@@ -15,7 +16,7 @@ leaveout() {  # leaveout NAME MODALITY CHECKPOINT FILES... (CHECKPOINT empty: th
   local name=$1 modality=$2 model=$3; shift 3
   for acq in decimate profile; do
     python -m DPNSLCore.evaluate --data "$@" --axes auto --scales ${SCALES:-2,3,4,5,6,7} --methods linear,cubic,dpnsl \
-      --modality "$modality" ${model:+--checkpoint "$model"} --degradation $acq --thickness 1 --no-ssim \
+      --modality "$modality" ${model:+--checkpoint "$model"} --degradation $acq --thickness 1 --no-ssim ${EXTRA:-} \
       --out $R/${name}_$acq > /dev/null
   done
 }
@@ -27,7 +28,7 @@ if [[ $what == mr || $what == all ]]; then
 fi
 if [[ $what == pair || $what == all ]]; then
   python -m DPNSLCore.evaluate --paired $D/ct_phantom_5mm.nii.gz $D/ct_phantom_1mm.nii.gz \
-    --methods linear,cubic,dpnsl ${CT_MODEL:+--checkpoint "$CT_MODEL"} --out $R/paired | tee $R/paired.md
+    --methods linear,cubic,dpnsl ${CT_MODEL:+--checkpoint "$CT_MODEL"} ${EXTRA:-} --out $R/paired | tee $R/paired.md
 fi
 thick_scans=()
 [[ $what == thick || $what == all || $what == thick-ct ]] && thick_scans+=(ct_lung1_5mm:5:ct ct_lung2_5mm:5:ct)
@@ -38,7 +39,7 @@ if (( ${#thick_scans[@]} )); then  # stripes on real thick scans at their own re
     IFS=: read -r name scale model <<< "$scan"
     [[ $model == ct && -n ${CT_MODEL:-} ]] && model=$CT_MODEL
     [[ $model == mr && -n ${MR_MODEL:-} ]] && model=$MR_MODEL
-    python -m DPNSLCore.bench $D/$name.nii.gz --observed --scale $scale --methods linear,cubic,$model \
+    python -m DPNSLCore.bench $D/$name.nii.gz --observed --scale $scale --methods linear,cubic,$model ${EXTRA:-} \
       > $R/bench_$name.md
   done
 fi

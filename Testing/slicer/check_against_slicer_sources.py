@@ -318,6 +318,11 @@ widgets["adaptCheckBox"].checked = True
 assert p.adapt is True
 widgets["adaptSecondsSpinBox"].value = 120.0
 assert p.adaptSeconds == 120.0
+assert p.calibrate is True and widgets["calibrateCheckBox"].checked  # on by default
+widgets["calibrateCheckBox"].checked = False
+assert p.calibrate is False
+widgets["calibrateCheckBox"].checked = True
+assert p.calibrate is True
 deg = widgets["degradationComboBox"]
 print("degradation items:", deg.items)
 deg.currentIndex = [e for e in DegradationModel].index(DegradationModel.PROFILE)
@@ -350,6 +355,7 @@ print("request:", presenter.requestArguments(p))
 # scene round trip of the parameter node
 p2 = DPNSLParameterNode(raw)
 assert p2.profile == ProfileShape.GAUSSIAN and p2.thicknessMm == 10.0 and p2.adapt and p2.adaptSeconds == 120.0
+assert p2.calibrate is True and presenter.requestArguments(p)["calibrate"] is True
 assert p.checkpointPath == "" and presenter.state(p).checkpointPath == ""  # bound by the widget: never "."
 p.disconnectGui(tag)
 print("OK: every binding works with Slicer's parameterNodeWrapper")

@@ -215,6 +215,17 @@ def test_destripe_is_on_by_default_said_and_can_be_turned_off(logic, makeVolume)
     assert not np.array_equal(slicer.util.arrayFromVolume(on), slicer.util.arrayFromVolume(off))
 
 
+def test_calibration_is_on_reads_the_nodes_spacing_and_keeps_the_acquired_slices(logic, makeVolume):
+    node = makeVolume(smoothVolume((6, 40, 40)) * 400.0 - 900.0, makeIjkToRas(SPACINGS[0]))
+    output = logic.upsample(node, 2, model="ct", device="cpu", degradation="decimate")
+    notes = output.GetAttribute("DPNSL.notes")
+    # 0.7 / 0.8 mm in-plane, 1.5 mm output slices: the views are resampled to 1.5 mm, so the node's spacing arrived
+    assert "fitted on 2 in-plane view(s) of this volume, resampled to 1.5 mm" in notes, notes
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(output)[::2], slicer.util.arrayFromVolume(node))
+    plain = logic.upsample(node, 2, model="ct", device="cpu", degradation="decimate", calibrate=False)
+    assert "detail gain" not in plain.GetAttribute("DPNSL.notes")
+
+
 def _thickCt(makeVolume):
     return makeVolume(smoothVolume((4, 12, 10)) - 900.0, makeIjkToRas(SPACINGS[0]), "thick")
 
