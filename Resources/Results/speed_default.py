@@ -1,4 +1,5 @@
-"""Speed of the default request (auto acquisition, bounds, destripe) on two real thick scans, destripe on and off.
+"""Speed of the default request (auto acquisition, bounds, destripe, calibration) on two real thick scans, and without
+calibration or destripe.
 
     python Resources/Results/speed_default.py [DATA_DIR]
 
@@ -17,11 +18,12 @@ import torch
 import DPNSLCore
 
 
-def best_time(volume: DPNSLCore.Volume, scale: float, model, destripe: bool, repeats: int = 2) -> tuple[float, int]:
+def best_time(volume: DPNSLCore.Volume, scale: float, model, destripe: bool, calibrate: bool,
+              repeats: int = 2) -> tuple[float, int]:
     times, voxels = [], 0
     for _ in range(repeats):
         start = time.perf_counter()
-        result = DPNSLCore.upsample(volume, scale, model=model, device="cpu", destripe=destripe)
+        result = DPNSLCore.upsample(volume, scale, model=model, device="cpu", destripe=destripe, calibrate=calibrate)
         times.append(time.perf_counter() - start)
         voxels = result.volume.size
     return min(times), voxels
@@ -35,14 +37,14 @@ def main(data: str = "../shared/data") -> int:
     cases = [("ct_lung1_5mm centre 256x256 x5", DPNSLCore.Volume(crop, lung.geometry, lung.slice_thickness), 5, "ct"),
              ("mr_ms_patient01_study1_t2w_thick x4",
               DPNSLCore.read_volume(Path(data) / "mr_ms_patient01_study1_t2w_thick.nii.gz"), 4, "mr")]
-    print("| volume | destripe | time (s) | output M voxels/s |")
-    print("|---|---|---|---|")
+    print("| volume | destripe | calibration | time (s) | output M voxels/s |")
+    print("|---|---|---|---|---|")
     for name, volume, scale, kind in cases:
         model = DPNSLCore.load_model(kind, device="cpu")
-        for destripe in (True, False):
-            seconds, voxels = best_time(volume, scale, model, destripe)
-            print(f"| {name} ({voxels / 1e6:.1f} M voxels) | {'on' if destripe else 'off'} | {seconds:.2f} | "
-                  f"{voxels / seconds / 1e6:.2f} |", flush=True)
+        for destripe, calibrate in ((True, True), (True, False), (False, True)):
+            seconds, voxels = best_time(volume, scale, model, destripe, calibrate)
+            print(f"| {name} ({voxels / 1e6:.1f} M voxels) | {'on' if destripe else 'off'} | "
+                  f"{'on' if calibrate else 'off'} | {seconds:.2f} | {voxels / seconds / 1e6:.2f} |", flush=True)
     return 0
 
 

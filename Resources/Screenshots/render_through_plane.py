@@ -8,7 +8,8 @@ are the windows; pixels are square in mm (the through-plane axis is resampled fo
         --models "v3 without destripe=ct:no-destripe,v3=ct" -o Resources/Screenshots/lung1_coronal_x5.png
 
 A MODEL ending in ``:no-destripe`` runs with ``destripe=False`` (upsample's default is on), one ending in
-``:sigma=S`` with ``DestripeOptions(sigma=S)`` (the in-plane reach of the destripe estimate, in voxels).
+``:no-calibrate`` with ``calibrate=False`` (the detail as the network made it), one ending in ``:sigma=S`` with
+``DestripeOptions(sigma=S)`` (the in-plane reach of the destripe estimate, in voxels).
 """
 
 from __future__ import annotations
@@ -36,15 +37,18 @@ def _coronal(volume: np.ndarray, row: int, dz: float, dx: float) -> np.ndarray:
     return np.repeat(plane, repeat, axis=0)
 
 
-def _destripe(flag: str) -> bool | DestripeOptions:
-    """The ``destripe`` argument of a MODEL's flag: "" (default), "no-destripe" or "sigma=S"."""
+def _options(flag: str) -> dict:
+    """upsample's ``destripe`` and ``calibrate`` for a MODEL's flag: "" (defaults), "no-destripe", "sigma=S" or
+    "no-calibrate"."""
     if flag == "":
-        return True
+        return {}
     if flag == "no-destripe":
-        return False
+        return {"destripe": False}
+    if flag == "no-calibrate":
+        return {"calibrate": False}
     if flag.startswith("sigma="):
-        return DestripeOptions(sigma=float(flag.removeprefix("sigma=")))
-    raise SystemExit(f"error: unknown model flag {flag!r}: use :no-destripe or :sigma=S")
+        return {"destripe": DestripeOptions(sigma=float(flag.removeprefix("sigma=")))}
+    raise SystemExit(f"error: unknown model flag {flag!r}: use :no-destripe, :no-calibrate or :sigma=S")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         label, model = item.split("=", 1) if "=" in item else (item, item)
         model, _, flag = model.partition(":")
         rows.append((f"DP-NSL {label}", DPNSLCore.upsample(cropped, args.scale, model=model, device="cpu",
-                                                           destripe=_destripe(flag))))
+                                                           **_options(flag))))
     dz = vol.geometry.spacing_zyx[0] / args.scale
     dx = vol.geometry.spacing_zyx[2]
     row = int(args.row * c)
