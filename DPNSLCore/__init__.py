@@ -21,6 +21,7 @@ _EXPORTS = {
     "METHODS": "inference.api", "UpsampleResult": "inference.api", "upsample": "inference.api",
     "UpsampleRequest": "inference.request", "UpsamplePlan": "inference.request",
     "TilingOptions": "inference.tiling", "Cancelled": "inference.tiling", "DestripeOptions": "ops.destripe",
+    "CalibrateOptions": "inference.calibrate",
     "BASELINES": "ops.interpolation", "interpolate": "ops.interpolation",
     "Geometry": "io.volumes", "Volume": "io.volumes", "index_to_world": "io.volumes",
     "detect_slice_axis": "io.volumes", "read_volume": "io.volumes",

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import DPNSLCore
 from DPNSLCore import upsample
 from DPNSLCore.inference.calibrate import CalibrateOptions, calibration_views, fit_detail_gain
 from DPNSLCore.inference.request import UpsampleRequest
@@ -41,6 +42,7 @@ def test_options_are_checked():
         with pytest.raises(ValueError):
             CalibrateOptions(**bad)
     assert CalibrateOptions.from_value(True) == CalibrateOptions() and CalibrateOptions.from_value(False) is None
+    assert DPNSLCore.CalibrateOptions is CalibrateOptions  # exported beside DestripeOptions
     with pytest.raises(TypeError, match="calibrate"):
         CalibrateOptions.from_value("yes")
 
@@ -134,6 +136,12 @@ def test_calibration_is_the_default_said_first_and_independent_of_the_tiling():
                      tiling={"tile_size": 8, "z_window": 3})
     assert tiled.detail_gain == whole.detail_gain
     np.testing.assert_allclose(tiled.volume, whole.volume, rtol=0, atol=1e-3)
+
+
+def test_a_non_integer_scale_is_calibrated_under_sample_and_stays_consistent():
+    vol, model = _thick(shape=(12, 48, 44)), _model(seed=1)
+    res = upsample(vol, 2.5, model=model, degradation="sample", device="cpu", bounds=None)
+    assert any(n.startswith("detail gain") for n in res.notes) and res.consistency_error < 1e-3
 
 
 def test_calibration_leaves_the_baselines_alone():

@@ -180,16 +180,13 @@ def _choose_model(model: Any, array: np.ndarray, modality: str, intensity: Inten
     return _ModelChoice(loaded.model, loaded.source, intensity, tuple(notes))
 
 
-def _slice_first(array: np.ndarray, geometry: Geometry | None, plan: UpsamplePlan,
-                 normalizer: IntensityNormalizer) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """The input in the network's units with the slice axis first, and its spacing in that order (an array without
-    geometry: in-plane voxels of the output slice spacing)."""
+def _spacing_first(geometry: Geometry | None, plan: UpsamplePlan) -> tuple[float, float, float]:
+    """The input's voxel size (mm) with the slice axis first; an array without geometry: in-plane voxels of the
+    output slice spacing."""
     axis = plan.slice_axis
-    order = [axis, *(a for a in range(3) if a != axis)]
     spacing = geometry.spacing_zyx if geometry is not None else \
         tuple(plan.scale if a == axis else 1.0 for a in range(3))
-    moved = np.moveaxis(np.asarray(array), axis, 0)
-    return normalizer.forward(moved.astype(np.float32)), tuple(spacing[a] for a in order)
+    return tuple(spacing[a] for a in [axis, *(a for a in range(3) if a != axis)])
 
 
 def _adapted(net: DPNSL, array: np.ndarray, geometry: Geometry | None, plan: UpsamplePlan,
@@ -198,7 +195,8 @@ def _adapted(net: DPNSL, array: np.ndarray, geometry: Geometry | None, plan: Ups
     """Adapt a copy of ``net`` to this volume; the first half of the progress goes to it. Returns the copy, the
     note and the progress callback for the rest of the run."""
     options = adapt if isinstance(adapt, AdaptOptions) else AdaptOptions(float(adapt))
-    normalised, spacing = _slice_first(array, geometry, plan, normalizer)
+    normalised = normalizer.forward(np.moveaxis(np.asarray(array), plan.slice_axis, 0).astype(np.float32))
+    spacing = _spacing_first(geometry, plan)
     first = None if progress is None else (lambda f, m: progress(0.5 * f, m))
     adapted, report = adapt_model(net, normalised, spacing, plan, options, device, progress=first, cancel=cancel)
     rest = None if progress is None else (lambda f, m: progress(0.5 + 0.5 * f, m))
@@ -345,10 +343,10 @@ def upsample(
         if fit is not None:
             if progress is not None:
                 progress(0.0, "calibrating the detail on the volume's in-plane axes")
-            normalised, spacing_first = _slice_first(array, geometry, plan, choice.normalizer)
             try:
-                calibration = fit_detail_gain(net, normalised, spacing_first, plan, dev, destripe=stripes,
-                                              options=fit)
+                calibration = fit_detail_gain(net, np.moveaxis(array, plan.slice_axis, 0),
+                                              _spacing_first(geometry, plan), plan, dev,
+                                              normalizer=choice.normalizer, destripe=stripes, options=fit)
                 gain = calibration.gain
                 notes.append(calibration.text())
             except CalibrationUnavailableError as why:  # a tiny volume: said, and the detail kept as it is

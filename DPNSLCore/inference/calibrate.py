@@ -1,4 +1,4 @@
-"""Fit the strength of the null-space detail to the input volume (``upsample(..., calibrate=True)``, ``--calibrate``).
+"""Fit the strength of the null-space detail to the input volume (on by default; off: ``calibrate=False``).
 
 The network's detail is right in shape more often than in amount: on a soft-kernel CT (``ct_lung2_5mm``) the
 shipped CT model adds detail that is not there and loses 3.5 dB to cubic at x2, while on the phantom the same detail
@@ -106,14 +106,16 @@ def _central(length: int, size: int) -> slice:
     return slice(start, start + min(size, length))
 
 
-def calibration_views(normalised: np.ndarray, spacing_zyx: tuple[float, float, float], output_spacing: float,
-                      options: CalibrateOptions) -> tuple[list[np.ndarray], float | None]:
-    """Central views of the fine in-plane axes of ``normalised`` (n, Y, X), each (thin, n, other): the in-plane axis
+def calibration_views(volume: np.ndarray, spacing_zyx: tuple[float, float, float], output_spacing: float,
+                      options: CalibrateOptions, normalizer: IntensityNormalizer | None = None,
+                      ) -> tuple[list[np.ndarray], float | None]:
+    """Central views of the fine in-plane axes of ``volume`` (n, Y, X), each (thin, n, other): the in-plane axis
     as the slice axis. A fine axis is within ``FINE_RATIO`` of the finer in-plane spacing (a view of a thick scan
     turned on its side, e.g. y by 5 mm z by x, has one). Axes finer than ``output_spacing`` are resampled to it
     (antialiased), so the views have the run's output resolution; returns the views and the spacing they were
-    resampled to (or None)."""
-    n = normalised.shape[0]
+    resampled to (or None). Only the crops are copied, as float32, and mapped by ``normalizer`` when given (so a
+    large input is never converted whole)."""
+    n = volume.shape[0]
     views, resampled = [], None
     finest = min(spacing_zyx[1], spacing_zyx[2])
     for axis in (a for a in (1, 2) if spacing_zyx[a] <= FINE_RATIO * finest):
@@ -121,11 +123,12 @@ def calibration_views(normalised: np.ndarray, spacing_zyx: tuple[float, float, f
         along, across = spacing_zyx[axis], spacing_zyx[other]
         factor_a = along / output_spacing if along < 0.95 * output_spacing else 1.0
         factor_b = across / output_spacing if across < 0.95 * output_spacing else 1.0
-        view = np.moveaxis(normalised, axis, 0)  # (thin, n, other)
+        view = np.moveaxis(volume, axis, 0)  # (thin, n, other)
         keep_a = _central(view.shape[0], math.ceil(options.max_slices / factor_a))
         keep_b = _central(view.shape[2], math.ceil(options.crop / factor_b))
         keep_n = _central(n, options.crop)
-        block = torch.from_numpy(np.ascontiguousarray(view[keep_a, keep_n, keep_b], dtype=np.float32))
+        crop = np.ascontiguousarray(view[keep_a, keep_n, keep_b], dtype=np.float32)
+        block = torch.from_numpy(normalizer.forward(crop) if normalizer is not None else crop)
         if factor_a != 1.0 or factor_b != 1.0:
             size = (max(2, round(block.shape[0] * factor_a)), max(2, round(block.shape[2] * factor_b)))
             planes = block.permute(1, 0, 2)[:, None]  # (n, 1, thin, other): 2-D resampling per thick slice
@@ -136,16 +139,18 @@ def calibration_views(normalised: np.ndarray, spacing_zyx: tuple[float, float, f
     return views, resampled
 
 
-def fit_detail_gain(model: DPNSL, normalised: np.ndarray, spacing_zyx: tuple[float, float, float],
-                    plan: UpsamplePlan, device: torch.device, *, destripe: DestripeOptions | None = None,
+def fit_detail_gain(model: DPNSL, volume: np.ndarray, spacing_zyx: tuple[float, float, float],
+                    plan: UpsamplePlan, device: torch.device, *, normalizer: IntensityNormalizer | None = None,
+                    destripe: DestripeOptions | None = None,
                     options: CalibrateOptions | None = None) -> CalibrationReport:
     """The least-squares gain of the model's detail on the input's own in-plane axes (module docstring).
 
     Args:
         model: the model the run will use (not modified; run in inference mode).
-        normalised: (n, Y, X) the input in the network's [0, 1] units, slice axis first.
+        volume: (n, Y, X) the input, slice axis first (any real dtype; a view is enough, only crops are copied).
         spacing_zyx: its voxel size (mm), slice axis first.
         plan: the resolved request: its acquisition, scale and output spacing are simulated.
+        normalizer: maps ``volume`` to the network's [0, 1] units (None: it is in them already).
         destripe: the run's destripe options (the gain is fitted to the detail the run adds).
 
     Raises:
@@ -154,7 +159,7 @@ def fit_detail_gain(model: DPNSL, normalised: np.ndarray, spacing_zyx: tuple[flo
     options = options or CalibrateOptions()
     start = time.perf_counter()
     output_spacing = spacing_zyx[0] / plan.scale
-    views, resampled = calibration_views(normalised, spacing_zyx, output_spacing, options)
+    views, resampled = calibration_views(volume, spacing_zyx, output_spacing, options, normalizer)
     identity = IntensityNormalizer("mr", 1.0, 0.0)  # already normalised
     acquisition = {"degradation": plan.degradation, "profile": plan.profile, "thickness": plan.thickness}
     border = int(math.ceil(plan.scale - 1e-9))

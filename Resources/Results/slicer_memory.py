@@ -43,6 +43,7 @@ def main() -> int:
     p.add_argument("--tile-size", type=int, default=None)
     p.add_argument("--z-window", type=int, default=None)
     p.add_argument("--keep-freed", action="store_true", help="do not hand freed memory back after each tile")
+    p.add_argument("--no-calibrate", action="store_true", help="add the network's detail without a fitted gain")
     args = p.parse_args()
     vol = DPNSLCore.read_volume(args.volume)
     reps = int(np.ceil(args.slices / vol.array.shape[0]))
@@ -70,7 +71,8 @@ def main() -> int:
     if args.keep_freed:
         changed["release_memory"] = False
     tiling = {**SLICER_TILING, **changed}
-    result = logic.upsample(node, args.scale, model="ct", device="cpu", returnParts=args.parts, tiling=tiling)
+    result = logic.upsample(node, args.scale, model="ct", device="cpu", returnParts=args.parts, tiling=tiling,
+                            calibrate=not args.no_calibrate)
     seconds = time.perf_counter() - start
     running[0] = False
     thread.join()
