@@ -174,3 +174,14 @@ def test_dpnsl_console_script_dispatches_the_same_commands(small_input, tmp_path
     assert dpnsl(["upsample", str(small_input), "-o", str(tmp_path / "x.nii.gz"), "--scale", "2", "--method",
                   "linear", "--quiet"]) == 0
     assert dpnsl(["nope"]) == 2 and "unknown command 'nope'" in capsys.readouterr().err
+
+
+def test_the_fitted_detail_gain_is_printed_and_no_calibrate_skips_it(small_input, tmp_path, capsys):
+    out = tmp_path / "thin.nrrd"
+    assert main([str(small_input), "-o", str(out), "--scale", "2", "--degradation", "decimate"]) == 0
+    calibrated = capsys.readouterr().err
+    assert "  detail gain " in calibrated and "in-plane view(s) of this volume, resampled to" in calibrated
+    assert main([str(small_input), "-o", str(out), "--scale", "2", "--degradation", "decimate", "--no-calibrate",
+                 "--overwrite"]) == 0
+    plain = capsys.readouterr().err
+    assert "detail gain" not in plain and "calibration" not in plain
