@@ -27,6 +27,7 @@ from ..io.intensity import IntensityNormalizer
 from ..models.network import DPNSL
 from ..ops.destripe import DestripeOptions
 from ..ops.operators import make_degradation, simulate_acquisition
+from ..ops.switch import options_from_switch
 from .engine import network_column
 from .request import UpsamplePlan
 from .tiling import TilingOptions
@@ -67,14 +68,8 @@ class CalibrateOptions:
 
     @classmethod
     def from_value(cls, value: CalibrateOptions | bool | None) -> CalibrateOptions | None:
-        """True: the defaults; False or None: off; options: themselves."""
-        if isinstance(value, cls):
-            return value
-        if value is True:
-            return cls()
-        if value is False or value is None:
-            return None
-        raise TypeError(f"`calibrate` must be True, False or a CalibrateOptions, got {type(value).__name__}")
+        """True: the defaults; False or None: off; options: themselves (:mod:`DPNSLCore.ops.switch`)."""
+        return options_from_switch(cls, value, "calibrate")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .operators import Degradation, null_space_detail
+from .switch import options_from_switch
 
 __all__ = ["DestripeOptions", "phase_period", "phase_locked_part", "remove_phase_locked"]
 
@@ -58,14 +59,8 @@ class DestripeOptions:
 
     @classmethod
     def from_value(cls, value: DestripeOptions | bool | None) -> DestripeOptions | None:
-        """True: the defaults; False or None: off; options: themselves."""
-        if isinstance(value, cls):
-            return value
-        if value is True:
-            return cls()
-        if value is False or value is None:
-            return None
-        raise TypeError(f"`destripe` must be True, False or a DestripeOptions, got {type(value).__name__}")
+        """True: the defaults; False or None: off; options: themselves (:mod:`DPNSLCore.ops.switch`)."""
+        return options_from_switch(cls, value, "destripe")
 
 
 def phase_period(scale: float) -> int | None:
