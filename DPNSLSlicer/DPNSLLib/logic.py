@@ -247,7 +247,7 @@ class SliceSuperResolutionLogic:
         ijkToRas = plan.output_matrix(ijkToRasArray(inputNode))
         info = {"scale": f"{plan.scale:g}", "method": method, "degradation": result.plan.degradation,
                 "acquisition": plan.acquisition_text(), "sliceAxis": plan.slice_axis,
-                "consistencyError": f"{result.consistency_error:.6g}",
+                "consistencyError": f"{result.consistency_error:.6g}", "detailGain": f"{result.detail_gain:.2f}",
                 "notes": " | ".join([*plan.notes, *result.notes[len(result.plan.notes):]])}  # the plan's, then
         # the model and bounds notes of the run
         output = parts.writeOutput(inputNode.GetScene(), outputNode, inputNode, image, ijkToRas,

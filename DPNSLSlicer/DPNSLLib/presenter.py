@@ -191,8 +191,8 @@ class PanelPresenter:
         p.outputVolume = output  # the next Upsample writes into this volume instead of creating another
         self.view.showResults(nodes if nodes is not None else display.PartNodes(p.inputVolume, output),
                               p.showParts, p.showRouting)
-        error = output.GetAttribute("DPNSL.consistencyError")
-        self.view.showStatus(f"Done: {output.GetName()} (max |A x - y| = {error})",
+        error, gain = output.GetAttribute("DPNSL.consistencyError"), output.GetAttribute("DPNSL.detailGain")
+        self.view.showStatus(f"Done: {output.GetName()} (max |A x - y| = {error}, detail gain {gain})",
                              (output.GetAttribute("DPNSL.notes") or "").replace(" | ", "\n"))
         return output
 

@@ -89,6 +89,7 @@ def test_a_click_creates_only_what_is_shown_and_the_next_click_reuses_it(scene, 
     # 3 routing maps and the arg-max label map when parts are shown)
     assert view.results[0][0].output is output and view.results[0][1:] == (showParts, showRouting)
     assert view.statuses[-1][0].startswith("Done: thick_x2_dpnsl") and "shipped CT model" in view.statuses[-1][1]
+    assert f"detail gain {output.GetAttribute('DPNSL.detailGain')})" in view.statuses[-1][0]  # said on the panel
     assert presenter.upsample(panel) is output  # the second click writes into the same output and parts
     assert _volumes(scene) - before == added
     assert [s.running for s in view.states] == [True, False, True, False]  # Cancel on while running, then off
