@@ -2,12 +2,14 @@
 
 import csv
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from DPNSLCore.evaluation.evaluate import ProtocolOptions, evaluate, main, score_volume
 from DPNSLCore.evaluation.paired import paired_check
+from DPNSLCore.evaluation.report import write_report
 from DPNSLCore.io.intensity import IntensityNormalizer
 from DPNSLCore.io.volumes import Geometry, Volume, write_volume
 from DPNSLCore.models import PRESETS, build_model
@@ -67,6 +69,22 @@ def test_untrained_model_runs_the_product_path_and_stays_consistent():
     model = build_model(PRESETS["lean"].replace(modality="ct"))
     [score] = score_volume(volume, [3], ["dpnsl"], model=model, options=FAST)
     assert score.consistency < 1e-6 and score.mae[::3].max() < 1e-6 and math.isfinite(score.psnr)
+
+
+def test_scores_record_the_fitted_detail_gain(tmp_path):
+    rng = np.random.default_rng(3)
+    norm = IntensityNormalizer.for_ct()
+    volume = TrainingVolume(norm.forward(rng.normal(0, 300, (13, 24, 24)).astype(np.float32)), name="ct",
+                            normalizer=norm)
+    model = build_model(PRESETS["lean"].replace(modality="ct"))
+    scores = score_volume(volume, [3], ["linear", "dpnsl"], model=model, options=FAST)
+    plain = score_volume(volume, [3], ["dpnsl"], model=model, options=replace(FAST, calibrate=False))
+    assert scores[0].detail_gain == 1.0 and plain[0].detail_gain == 1.0
+    assert scores[1].detail_gain != 1.0 and 0.0 <= scores[1].detail_gain <= 1.5  # fitted (here clipped at 1.5)
+    write_report(scores, tmp_path, title="t")
+    with open(tmp_path / "scores.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(r["detail_gain"]) for r in rows] == [1.0, scores[1].detail_gain]
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..inference.api import METHODS, upsample
+from ..inference.api import METHODS, UpsampleResult, upsample
 from ..io.intensity import IntensityNormalizer
 from ..io.volumes import Geometry, Volume
 from ..models.network import DPNSL
@@ -88,8 +88,9 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
                         normalizer: IntensityNormalizer | None = None, degradation: str = "decimate",
                         device: str | torch.device = "auto", profile: str = "box",
                         thickness: float = 1.0, adapt: float = 0.0, destripe: bool = True, calibrate: bool = True,
-                        spacing_zyx: tuple[float, float, float] | None = None) -> np.ndarray:
-    """Upsample a normalised LR stack (slice axis 0) with ``method``; returns the normalised HR prediction.
+                        spacing_zyx: tuple[float, float, float] | None = None) -> UpsampleResult:
+    """Upsample a normalised LR stack (slice axis 0) with ``method``; the result's ``volume`` is the normalised HR
+    prediction (``detail_gain``: the gain calibration fitted, 1 for the baselines).
 
     Baselines run on the normalised values directly; ``dpnsl`` runs the product path (module docstring).
     ``spacing_zyx`` (mm, of ``lr``) gives the stack its geometry, which adaptation and calibration read.
@@ -99,14 +100,14 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
     """
     acquisition = {"degradation": degradation, "profile": profile, "thickness": thickness, "slice_axis": 0}
     if method != "dpnsl":
-        return upsample(lr, scale, method=method, **acquisition).volume
+        return upsample(lr, scale, method=method, **acquisition)
     if model is None or normalizer is None:
         raise ValueError("method 'dpnsl' needs a model and the volume's normalizer")
     identity = IntensityNormalizer(normalizer.kind, 1.0, 0.0)  # the stack is already normalised
     stack = lr if spacing_zyx is None else Volume(lr, Geometry(spacing=tuple(reversed(spacing_zyx))))
     return upsample(stack, scale, model=model, method="dpnsl", device=device, modality=normalizer.kind,
                     intensity=identity, adapt=adapt or None, destripe=destripe, calibrate=calibrate,
-                    **acquisition).volume
+                    **acquisition)
 
 
 @dataclass
@@ -167,10 +168,11 @@ def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Seque
         border = int(np.ceil(scale - 1e-9))
         for method in methods:
             start = time.perf_counter()
-            pred = upsample_normalised(lr, scale, method, model=model, normalizer=volume.normalizer,
-                                       degradation=options.degradation, device=options.device, adapt=options.adapt,
-                                       destripe=options.destripe, calibrate=options.calibrate,
-                                       spacing_zyx=(volume.spacing[0] * scale, *volume.spacing[1:]), **acquisition)
+            result = upsample_normalised(lr, scale, method, model=model, normalizer=volume.normalizer,
+                                         degradation=options.degradation, device=options.device, adapt=options.adapt,
+                                         destripe=options.destripe, calibrate=options.calibrate,
+                                         spacing_zyx=(volume.spacing[0] * scale, *volume.spacing[1:]), **acquisition)
+            pred = result.volume
             seconds = time.perf_counter() - start
             consistency = float((deg.forward(torch.from_numpy(pred)) - torch.from_numpy(lr)).abs().max())
             if options.ssim:
@@ -180,7 +182,7 @@ def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Seque
             periodicity, texture = banding_or_none(np.clip(pred, 0, 1), scale)
             scores.append(MethodScore(volume.name, float(scale), method, metrics["psnr"], metrics["ssim"],
                                       consistency, seconds, per_slice_mae(np.clip(pred, 0, 1), hr), periodicity,
-                                      texture))
+                                      texture, result.detail_gain))
     return scores
 
 

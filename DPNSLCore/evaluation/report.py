@@ -22,6 +22,7 @@ class MethodScore:
         seconds: wall time of the upsampling call.
         periodicity, texture: the banding measures of the prediction (:mod:`.banding`; ~1.0 without banding),
             None when the stack is too short for them.
+        detail_gain: the gain of the network's detail that calibration fitted to this input (1: none fitted).
     """
 
     volume: str
@@ -34,6 +35,7 @@ class MethodScore:
     mae: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     periodicity: float | None = None
     texture: float | None = None
+    detail_gain: float = 1.0
 
 
 @dataclass
@@ -138,9 +140,9 @@ def write_summary_csv(rows: Sequence[SummaryRow], path: str | Path) -> None:
 def write_scores_csv(scores: Sequence[MethodScore], path: str | Path) -> None:
     """One line per (volume, scale, method)."""
     _atomic_csv(path, ["volume", "scale", "method", "psnr", "ssim", "consistency_error", "periodicity",
-                       "texture_ratio", "seconds"],
+                       "texture_ratio", "seconds", "detail_gain"],
                 [[s.volume, f"{s.scale:g}", s.method, s.psnr, _blank(s.ssim), s.consistency, _blank(s.periodicity),
-                  _blank(s.texture), s.seconds] for s in scores])
+                  _blank(s.texture), s.seconds, s.detail_gain] for s in scores])
 
 
 def _blank(value: float | None) -> float | str:
