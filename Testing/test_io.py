@@ -268,6 +268,11 @@ def test_write_rejects_non_volume(tmp_path: Path) -> None:
         write_volume(np.zeros((2, 2, 2)), tmp_path / "vol.nii.gz")  # type: ignore[arg-type]
 
 
+def test_geometry_from_numpy_order_spacing_round_trips() -> None:
+    geometry = Geometry.from_spacing_zyx(np.array([5.0, 0.7, 0.6]))
+    assert geometry.spacing == (0.6, 0.7, 5.0) and geometry.spacing_zyx == (5.0, 0.7, 0.6)
+
+
 def test_geometry_rejects_non_positive_spacing() -> None:
     with pytest.raises(ValueError, match="`spacing` must be positive"):
         Geometry(spacing=(1.0, 0.0, 1.0))

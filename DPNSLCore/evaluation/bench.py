@@ -69,7 +69,7 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
     else:
         kind = method
     times, peak = [], 0
-    stack = lr if spacing_zyx is None else Volume(lr, Geometry(spacing=tuple(reversed(spacing_zyx))))
+    stack = lr if spacing_zyx is None else Volume(lr, Geometry.from_spacing_zyx(spacing_zyx))
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -77,7 +77,7 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
         with PeakMemory() as mem:
             t0 = time.perf_counter()
             out = upsample(stack, scale, method=kind, model=model, device=str(device), tiling=tiling, slice_axis=0,
-                           output_dtype="input", calibrate=calibrate and kind == "dpnsl")
+                           output_dtype="input", calibrate=calibrate)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)

@@ -104,7 +104,7 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
     if model is None or normalizer is None:
         raise ValueError("method 'dpnsl' needs a model and the volume's normalizer")
     identity = IntensityNormalizer(normalizer.kind, 1.0, 0.0)  # the stack is already normalised
-    stack = lr if spacing_zyx is None else Volume(lr, Geometry(spacing=tuple(reversed(spacing_zyx))))
+    stack = lr if spacing_zyx is None else Volume(lr, Geometry.from_spacing_zyx(spacing_zyx))
     return upsample(stack, scale, model=model, method="dpnsl", device=device, modality=normalizer.kind,
                     intensity=identity, adapt=adapt or None, destripe=destripe, calibrate=calibrate,
                     **acquisition)

@@ -78,7 +78,7 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
     for method in methods:
         result = upsample(thick, spacing=target, method=method, model=model if method == "dpnsl" else None,
                           degradation=degradation or "auto", slice_axis=axis, device=device, modality=thick_norm.kind,
-                          destripe=destripe, calibrate=calibrate and method == "dpnsl")
+                          destripe=destripe, calibrate=calibrate)
         resampled = resample_onto(result.to_volume(), thin)
         mask = np.isfinite(resampled)
         if not mask.any():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,12 @@ class Geometry:
     def spacing_zyx(self) -> tuple[float, float, float]:
         """Spacing (mm) in numpy axis order (z, y, x)."""
         return (self.spacing[2], self.spacing[1], self.spacing[0])
+
+    @classmethod
+    def from_spacing_zyx(cls, spacing_zyx: Sequence[float]) -> Geometry:
+        """A grid of the given spacing in numpy axis order (z, y, x), at the origin, axis-aligned: the voxel size of
+        an array, when that is all that is known (e.g. a simulated stack)."""
+        return cls(spacing=tuple(float(v) for v in spacing_zyx)[::-1])
 
     @classmethod
     def from_sitk(cls, image: sitk.Image) -> Geometry:

@@ -179,7 +179,7 @@ class SliceSuperResolutionLogic:
         model. ``spacing``: the array's voxel size (mm, numpy order), which adaptation and calibration read."""
         core = importCore()
         if spacing is not None:  # only the voxel size travels: the output grid is the plan's
-            array = core.Volume(array, core.Geometry(spacing=tuple(float(v) for v in spacing[::-1])))
+            array = core.Volume(array, core.Geometry.from_spacing_zyx(spacing))
         options = dict(method=method, degradation=plan.degradation, thickness=plan.thickness, profile=plan.profile,
                        slice_axis=plan.slice_axis, return_parts=returnParts, progress=progress, cancel=cancel,
                        output_dtype="input", out=out,  # int16 in, int16 out: half of float32

@@ -6,7 +6,7 @@
 # Usage: Resources/Results/run_v3.sh [ct|mr|thick|thick-ct|thick-mr|pair|all]
 # Candidate models: CT_MODEL / MR_MODEL (checkpoint files, default the shipped ones) and RESULTS (the output folder,
 # default Resources/Results/v3), e.g. CT_MODEL=runs/joint/last.safetensors RESULTS=/tmp/joint run_v3.sh ct;
-# EXTRA: more options for every evaluate and bench run, e.g. EXTRA=--calibrate
+# EXTRA: more options for every evaluate and bench run, e.g. EXTRA=--no-calibrate
 set -euo pipefail
 D=${DATA:-../shared/data}
 R=${RESULTS:-Resources/Results/v3}
