@@ -154,6 +154,25 @@ def test_paired_check_is_exact_for_linear_data_on_shifted_grids(tmp_path):
     linear = rows[0]
     assert linear.scale == 5.0 and linear.voxels == 16 * 144 and linear.psnr > 100
     assert (tmp_path / "paired" / "paired.md").read_text().count("| ×5 |") == 2
+    assert linear.acquisition == "decimate"  # auto, no trained profile: decimate for the integer ratio
+
+
+def test_paired_check_uses_the_given_slice_profile(tmp_path):
+    thin_hu = (-300 + 40 * np.sin(np.arange(41, dtype=np.float32) / 3))[:, None, None] * np.ones((1, 10, 10))
+    write_volume(Volume(thin_hu.astype(np.float32), Geometry(spacing=(1, 1, 1))), tmp_path / "thin.nrrd")
+    write_volume(Volume(thin_hu[::5].astype(np.float32), Geometry(spacing=(1, 1, 5))), tmp_path / "thick.nrrd")
+    rows = {}
+    for label, options in {"auto": {}, "box": {"thickness": 1.2}, "gauss": {"profile": "gaussian"}}.items():
+        (row,) = paired_check(tmp_path / "thick.nrrd", tmp_path / "thin.nrrd", ["cubic"], modality="ct", **options)
+        rows[label] = row
+    assert rows["auto"].acquisition == "decimate"
+    assert rows["box"].acquisition == "box profile, 6 mm thick every 5 mm"  # given: profile, not decimate
+    assert rows["gauss"].acquisition == "gaussian profile, 5 mm thick every 5 mm"
+    main_out = tmp_path / "cli"
+    assert main(["--paired", str(tmp_path / "thick.nrrd"), str(tmp_path / "thin.nrrd"), "--methods", "cubic",
+                 "--modality", "ct", "--profile", "gaussian", "--thickness", "0.9",
+                 "--out", str(main_out)]) == 0
+    assert "gaussian profile, 4.5 mm thick every 5 mm" in (main_out / "paired.md").read_text()
 
 
 # ---- errors: one per rule ----

@@ -314,10 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "for thin volumes, the in-plane axes for thick ones")
     p.add_argument("--degradation", choices=["decimate", "sample", "profile"],
                    help="simulated acquisition (default decimate, the paper's protocol; profile with --thickness 1 is "
-                   "the thick-slice protocol); for --paired the default is decimate for an integer spacing ratio, "
-                   "else sample")
-    p.add_argument("--profile", choices=["box", "gaussian"], default="box", help="slice profile for profile")
-    p.add_argument("--thickness", type=float, default=1.0, help="slice thickness in acquired spacings (profile)")
+                   "the thick-slice protocol); for --paired the acquisition assumed of the real thick series, "
+                   "default auto (upsample's: the model's training acquisition; profile when --profile or "
+                   "--thickness is given)")
+    p.add_argument("--profile", choices=["box", "gaussian"], help="slice profile for profile (default box)")
+    p.add_argument("--thickness", type=float, help="slice thickness in acquired spacings (profile; default 1, for "
+                   "--paired the thick series' header)")
     p.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
     p.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
                    help="adapt the model to each simulated input for SECONDS first (dpnsl; default 0: off)")
@@ -336,8 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data and not args.paired:
         print("error: give --data PATH... and/or --paired THICK THIN", file=sys.stderr)
         return 2
-    options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device, args.profile,
-                              args.thickness, args.adapt, not args.no_destripe, not args.no_calibrate)
+    options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device,
+                              args.profile or "box", 1.0 if args.thickness is None else args.thickness, args.adapt,
+                              not args.no_destripe, not args.no_calibrate)
     try:
         if args.data:
             result = evaluate(args.data, args.scales, args.methods, checkpoint=args.checkpoint,
@@ -348,8 +351,9 @@ def main(argv: list[str] | None = None) -> int:
             from .paired import paired_check, paired_markdown
 
             rows = paired_check(*args.paired, parse_methods(args.methods), checkpoint=args.checkpoint,
-                                modality=args.modality, degradation=args.degradation, device=args.device,
-                                out=args.out, destripe=not args.no_destripe, calibrate=not args.no_calibrate)
+                                modality=args.modality, degradation=args.degradation, profile=args.profile,
+                                thickness=args.thickness, device=args.device, out=args.out,
+                                destripe=not args.no_destripe, calibrate=not args.no_calibrate)
             print(paired_markdown(rows))
     except (ValueError, TypeError, FileNotFoundError, MemoryError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -26,12 +26,14 @@ from .metrics import psnr
 
 @dataclass
 class PairedRow:
-    """PSNR of one method against the thin series over ``voxels`` overlapping voxels, at ``scale``."""
+    """PSNR of one method against the thin series over ``voxels`` overlapping voxels, at ``scale``, assuming the
+    thick series was acquired as ``acquisition`` (the plan's words, e.g. "box profile, 5 mm thick every 5 mm")."""
 
     method: str
     psnr: float
     voxels: int
     scale: float
+    acquisition: str = ""
 
 
 def resample_onto(volume: Volume, reference: Volume) -> np.ndarray:
@@ -44,7 +46,8 @@ def resample_onto(volume: Volume, reference: Volume) -> np.ndarray:
 
 def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequence[str], *,
                  checkpoint: str | None = None, modality: str = "auto", degradation: str | None = None,
-                 device: str = "auto", model=None, out: str | Path | None = None,
+                 profile: str | None = None, thickness: float | None = None, device: str = "auto", model=None,
+                 out: str | Path | None = None,
                  destripe: bool = True, calibrate: bool = True) -> list[PairedRow]:
     """Upsample the thick series with each method and compare with the thin series (module docstring).
 
@@ -52,8 +55,11 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
         thick_path, thin_path: the two series (files or DICOM folders) of one session.
         methods: subset of "linear", "cubic", "dpnsl".
         modality: "ct" (fixed HU window for both), "mr" (each series by its own range) or "auto".
-        degradation: acquisition model; default "auto" (resolved by upsample: a model's recorded profile, else
-            decimate for an integer spacing ratio and sample otherwise).
+        degradation: the acquisition assumed of the thick series; default "auto" (resolved by upsample: a model's
+            recorded profile, else decimate for an integer spacing ratio and sample otherwise), or "profile" when
+            ``profile`` or ``thickness`` is given.
+        profile, thickness: the slice profile ("box" or "gaussian"; default box) and its thickness in thick
+            spacings (default: the thick series' header, else 1), for a profile acquisition.
         destripe, calibrate: upsample's ``destripe`` and ``calibrate`` for DP-NSL.
 
     Raises:
@@ -74,17 +80,20 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
 
         model = load_dpnsl(checkpoint, thick_norm.kind, device)
     reference = thin_norm.forward(thin.array.astype(np.float32))
+    if degradation is None:
+        degradation = "auto" if profile is None and thickness is None else "profile"
     rows = []
     for method in methods:
         result = upsample(thick, spacing=target, method=method, model=model if method == "dpnsl" else None,
-                          degradation=degradation or "auto", slice_axis=axis, device=device, modality=thick_norm.kind,
-                          destripe=destripe, calibrate=calibrate)
+                          degradation=degradation, profile=profile or "box", thickness=thickness, slice_axis=axis,
+                          device=device, modality=thick_norm.kind, destripe=destripe, calibrate=calibrate)
         resampled = resample_onto(result.to_volume(), thin)
         mask = np.isfinite(resampled)
         if not mask.any():
             raise ValueError(f"{thick_path} and {thin_path} do not overlap in world coordinates")
         pred = thick_norm.forward(resampled[mask])
-        rows.append(PairedRow(method, psnr(pred, reference[mask]), int(mask.sum()), result.plan.scale))
+        rows.append(PairedRow(method, psnr(pred, reference[mask]), int(mask.sum()), result.plan.scale,
+                              result.plan.acquisition_text()))
     if out is not None:
         write_paired(rows, out, f"{Path(thick_path).name} -> {Path(thin_path).name}")
     return rows
@@ -93,8 +102,9 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
 def paired_markdown(rows: Sequence[PairedRow], title: str = "") -> str:
     """Markdown table of a paired check."""
     lines = [title, ""] if title else []
-    lines += ["| method | scale | PSNR vs thin (dB) | overlapping voxels |", "|---|---|---|---|"]
-    lines += [f"| {r.method} | ×{r.scale:g} | {r.psnr:.2f} | {r.voxels} |" for r in rows]
+    lines += ["| method | scale | PSNR vs thin (dB) | overlapping voxels | acquisition assumed |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r.method} | ×{r.scale:g} | {r.psnr:.2f} | {r.voxels} | {r.acquisition} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -106,6 +116,6 @@ def write_paired(rows: Sequence[PairedRow], out: str | Path, title: str) -> None
     os.replace(out / ".paired.md.tmp", out / "paired.md")
     with open(out / ".paired.csv.tmp", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["method", "scale", "psnr", "voxels"])
-        writer.writerows([r.method, f"{r.scale:g}", r.psnr, r.voxels] for r in rows)
+        writer.writerow(["method", "scale", "psnr", "voxels", "acquisition"])
+        writer.writerows([r.method, f"{r.scale:g}", r.psnr, r.voxels, r.acquisition] for r in rows)
     os.replace(out / ".paired.csv.tmp", out / "paired.csv")
