@@ -131,3 +131,23 @@ def test_given_bounds_must_contain_the_input(lung):
         DPNSLCore.upsample(lung, 5, bounds="physical", device="cpu")
     out = DPNSLCore.upsample(lung, 5, bounds=(-1100, 4000), device="cpu", degradation="decimate")  # exact clipping
     assert out.volume.min() >= -1100
+
+
+def test_a_profile_the_observed_slices_cannot_come_from_is_doubted_in_words():
+    # air (-1024 HU, the floor) beside bone: a box of the spacing is feasible, a Gaussian's tails are not
+    deg_box, deg_gauss = (make_degradation("profile", 4, 6, profile=p) for p in ("box", "gaussian"))
+    y = torch.tensor([-1024.0, -1024.0, 1500.0, -1024.0, 1500.0, -1024.0], dtype=torch.float64)[:, None, None]
+    y = y.expand(6, 3, 40).clone()
+    y[:, :, 20:] = 40.0  # 60 of the 120 columns are soft tissue only, feasible under either profile
+    box = IntensityBounds(-1024.0, 3480.5, "test")
+    reports = {}
+    for name, deg in {"box": deg_box, "gaussian": deg_gauss}.items():
+        out, reports[name] = keep_in_bounds(deg.pinv(y), y, deg, box, iterations=40)
+        assert float((deg.forward(out) - y).abs().max()) < 1e-6  # A x = y whatever the profile
+    assert reports["box"].fallback == 0 and not reports["box"].implausible
+    assert reports["box"].columns == reports["gaussian"].columns == 120
+    assert reports["gaussian"].fallback == 60 and reports["gaussian"].implausible
+    text = reports["gaussian"].text(box)
+    assert "50.0 % of the columns" in text and "slice profile, which is probably too wide" in text
+    merged = reports["box"].merge(reports["gaussian"])
+    assert merged.columns == 240 and merged.implausible and "25.0 % of the columns" in merged.text(box)

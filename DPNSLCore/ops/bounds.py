@@ -27,6 +27,7 @@ CT_CEILING_HU = 3071.0  # the top of the CT intensity window (DESIGN.md section 
 COLUMN_CHUNK = 256  # columns solved together by the exact projection
 PRE_ROUNDS = 30  # alternating projections before a column still outside gets the exact projection
 HIGH_MARGIN = {"ct": 0.10, "mr": 0.50}  # above the input's maximum, as a share of its range: thin slices are sharper
+IMPLAUSIBLE_SHARE = 0.01  # more columns than this with no consistent values in the range: the profile is doubted
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,20 @@ class BoundsReport:
     iterations: int = 0  # alternating projections (the most any column took)
     newton: int = 0  # Newton steps of the exact projection (the most any column took)
     fallback: int = 0  # columns with no consistent volume in the box
+    columns: int = 0  # columns examined
 
     def merge(self, other: BoundsReport) -> BoundsReport:
         return BoundsReport(self.total + other.total, self.clipped + other.clipped, self.outside + other.outside,
                             max(self.worst, other.worst), max(self.iterations, other.iterations),
-                            max(self.newton, other.newton), self.fallback + other.fallback)
+                            max(self.newton, other.newton), self.fallback + other.fallback,
+                            self.columns + other.columns)
+
+    @property
+    def implausible(self) -> bool:
+        """More than ``IMPLAUSIBLE_SHARE`` of the columns have no consistent values in the range: no physical
+        volume gives these observed slices under the assumed acquisition, so the assumed profile is too wide or
+        the wrong shape for this scan (measured: a Gaussian profile on the real 5 mm chest CTs, see the README)."""
+        return self.fallback > IMPLAUSIBLE_SHARE * max(self.columns, 1)
 
     def text(self, bounds: IntensityBounds) -> str:
         share = 100.0 * self.clipped / max(self.total, 1)
@@ -91,6 +101,10 @@ class BoundsReport:
             line += f", then the exact projection ({self.newton} Newton step(s)) where they stalled"
         if self.fallback:
             line += f"; {self.fallback} column(s) have no consistent values in the range"
+        if self.implausible:
+            line += (f" ({100.0 * self.fallback / self.columns:.1f} % of the columns: no volume inside the range "
+                     "gives these observed slices under this slice profile, which is probably too wide or the wrong "
+                     "shape for this scan; try a box profile or a smaller thickness)")
         if self.outside:
             line += (f"; {100.0 * self.outside / max(self.total, 1):.2f} % still outside, by at most "
                      f"{self.worst:.3g}, to keep A x = y")
@@ -174,11 +188,12 @@ def keep_in_bounds(x: torch.Tensor, y: torch.Tensor, degradation: Degradation, b
     low, high = bounds.low, bounds.high
     outside = (x < low) | (x > high)
     clipped = int(outside.sum())
+    columns = x[0].numel()
     if clipped == 0:
-        return x, BoundsReport(x.numel())
+        return x, BoundsReport(x.numel(), columns=columns)
     if degradation.kind == "decimate":  # exact: the acquired slices are y, inside the box, so clipping keeps them
         x.clamp_(low, high)
-        return x, BoundsReport(x.numel(), clipped)
+        return x, BoundsReport(x.numel(), clipped, columns=columns)
     # only the columns that leave the box, each on its own (its result never depends on which other columns share
     # its tile): alternating projections first (cheap; most columns are inside within a few rounds), the exact
     # projection of the original column for those still outside after PRE_ROUNDS, and alternating projections
@@ -187,12 +202,12 @@ def keep_in_bounds(x: torch.Tensor, y: torch.Tensor, degradation: Degradation, b
     if x.ndim != 3:
         raise ValueError(f"`x` must be one column block (n_hr, Y, X), got shape {tuple(x.shape)}")
     flat, y_flat = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
-    columns = torch.nonzero(outside.any(dim=0).reshape(-1)).squeeze(1)
-    original = flat[:, columns].clone()
-    stalled, rounds = _alternate(flat, y_flat, columns, degradation, low, high, tolerance, min(PRE_ROUNDS, iterations))
+    leaving = torch.nonzero(outside.any(dim=0).reshape(-1)).squeeze(1)
+    original = flat[:, leaving].clone()
+    stalled, rounds = _alternate(flat, y_flat, leaving, degradation, low, high, tolerance, min(PRE_ROUNDS, iterations))
     steps, fallback = 0, 0
     if stalled.numel():
-        where = torch.searchsorted(columns, stalled)  # their place in `original`
+        where = torch.searchsorted(leaving, stalled)  # their place in `original`
         matrix = torch.as_tensor(degradation.matrix, dtype=torch.float64, device=x.device)
         pinv = torch.as_tensor(degradation.pinv_matrix, dtype=torch.float64, device=x.device)
         unsolved = []
@@ -211,7 +226,7 @@ def keep_in_bounds(x: torch.Tensor, y: torch.Tensor, degradation: Degradation, b
     x = flat.reshape(x.shape)
     distance = torch.maximum(low - x, x - high).clamp(min=0)
     still = int((distance > 10 * tolerance).sum())
-    return x, BoundsReport(x.numel(), clipped, still, float(distance.max()), rounds, steps, fallback)
+    return x, BoundsReport(x.numel(), clipped, still, float(distance.max()), rounds, steps, fallback, columns)
 
 
 def _alternate(flat: torch.Tensor, y_flat: torch.Tensor, columns: torch.Tensor, degradation: Degradation,
