@@ -320,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=["box", "gaussian"], help="slice profile for profile (default box)")
     p.add_argument("--thickness", type=float, help="slice thickness in acquired spacings (profile; default 1, for "
                    "--paired the thick series' header)")
+    p.add_argument("--fit-profile", action="store_true", help="with --paired: measure the thick series' slice "
+                   "profile instead (the box or Gaussian, 0.5-1.5 spacings, that best predicts it from the thin "
+                   "series) and print the --profile/--thickness to upsample that scanner's thick series with")
     p.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
     p.add_argument("--adapt", type=float, default=0.0, metavar="SECONDS",
                    help="adapt the model to each simulated input for SECONDS first (dpnsl; default 0: off)")
@@ -338,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data and not args.paired:
         print("error: give --data PATH... and/or --paired THICK THIN", file=sys.stderr)
         return 2
+    if args.fit_profile and not args.paired:
+        print("error: --fit-profile measures the profile of a real pair: give --paired THICK THIN", file=sys.stderr)
+        return 2
     options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device,
                               args.profile or "box", 1.0 if args.thickness is None else args.thickness, args.adapt,
                               not args.no_destripe, not args.no_calibrate)
@@ -347,7 +353,12 @@ def main(argv: list[str] | None = None) -> int:
                               modality=args.modality, block=args.block, held_out=args.held_out, out=args.out,
                               options=options, axes=args.axes)
             print(result.markdown)
-        if args.paired:
+        if args.paired and args.fit_profile:
+            from .profile_fit import fit_slice_profile, write_profile_fit
+
+            fits = fit_slice_profile(*args.paired)
+            print(write_profile_fit(fits, args.out, f"slice profile of {args.paired[0]} from {args.paired[1]}"))
+        elif args.paired:
             from .paired import paired_check, paired_markdown
 
             rows = paired_check(*args.paired, parse_methods(args.methods), checkpoint=args.checkpoint,
