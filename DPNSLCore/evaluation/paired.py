@@ -44,6 +44,20 @@ def resample_onto(volume: Volume, reference: Volume) -> np.ndarray:
     return sitk.GetArrayFromImage(out)
 
 
+def pair_slice_axis(thick: Volume, thin: Volume) -> tuple[int, float]:
+    """The thick series' slice axis (numpy order) and the thin series' spacing along it (mm).
+
+    Raises:
+        ValueError: the thin series is not finer along that axis.
+    """
+    axis = detect_slice_axis(thick.geometry)
+    target = thin.geometry.spacing_zyx[axis]
+    if target >= thick.geometry.spacing_zyx[axis] * (1 - 1e-6):
+        raise ValueError(f"the thin series ({target:g} mm) must have finer slices than the thick one "
+                         f"({thick.geometry.spacing_zyx[axis]:g} mm) along numpy axis {axis}")
+    return axis, target
+
+
 def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequence[str], *,
                  checkpoint: str | None = None, modality: str = "auto", degradation: str | None = None,
                  profile: str | None = None, thickness: float | None = None, device: str = "auto", model=None,
@@ -67,11 +81,7 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
         or the series do not overlap.
     """
     thick, thin = read_volume(thick_path), read_volume(thin_path)
-    axis = detect_slice_axis(thick.geometry)
-    target = thin.geometry.spacing_zyx[axis]
-    if target >= thick.geometry.spacing_zyx[axis] * (1 - 1e-6):
-        raise ValueError(f"the thin series ({target:g} mm) must have finer slices than the thick one "
-                         f"({thick.geometry.spacing_zyx[axis]:g} mm) along numpy axis {axis}")
+    axis, target = pair_slice_axis(thick, thin)
     kind = modality if modality in ("ct", "mr") else None
     thick_norm = IntensityNormalizer.for_volume(thick.array, kind or "auto")
     thin_norm = IntensityNormalizer.for_volume(thin.array, thick_norm.kind)
