@@ -97,7 +97,8 @@ def test_a_column_with_no_consistent_point_in_the_box_is_said_and_stays_consiste
     out, report = keep_in_bounds(x.clone(), y, deg, IntensityBounds(0.0, 1.0, "test"), iterations=50)
     assert report.fallback == 1 and report.outside > 0 and report.worst > 0
     assert float((deg.forward(out) - y).abs().max()) < 1e-9
-    assert "1 column(s) have no consistent values in the range" in report.text(IntensityBounds(0.0, 1.0, "test"))
+    assert "1 column(s) have no consistent values in the range (1 by more than 1 % of it)" in report.text(
+        IntensityBounds(0.0, 1.0, "test"))
 
 
 def test_a_column_does_not_depend_on_its_neighbours():
@@ -146,8 +147,22 @@ def test_a_profile_the_observed_slices_cannot_come_from_is_doubted_in_words():
         assert float((deg.forward(out) - y).abs().max()) < 1e-6  # A x = y whatever the profile
     assert reports["box"].fallback == 0 and not reports["box"].implausible
     assert reports["box"].columns == reports["gaussian"].columns == 120
-    assert reports["gaussian"].fallback == 60 and reports["gaussian"].implausible
+    assert reports["gaussian"].fallback == reports["gaussian"].impossible == 60 and reports["gaussian"].implausible
     text = reports["gaussian"].text(box)
-    assert "50.0 % of the columns" in text and "slice profile, which is probably too wide" in text
+    assert "60 column(s) have no consistent values in the range (60 by more than 1 % of it)" in text
+    assert "that is 50.0 % of the columns" in text and "probably too wide" in text
     merged = reports["box"].merge(reports["gaussian"])
-    assert merged.columns == 240 and merged.implausible and "25.0 % of the columns" in merged.text(box)
+    assert merged.columns == 240 and merged.implausible and "that is 25.0 % of the columns" in merged.text(box)
+
+
+def test_a_column_impossible_by_less_than_the_noise_margin_is_not_held_against_the_profile():
+    deg = make_degradation("profile", 3, 5, thickness=1.5)  # overlapping: a bright slice between empty ones is
+    box = IntensityBounds(0.0, 1.0, "test")                 # impossible, by an amount that grows with its value
+    faint = torch.tensor([0.0, 0.1, 0.0, 0.1, 0.0], dtype=torch.float64)[:, None, None]
+    bright = 5 * faint
+    _, weak = keep_in_bounds(deg.pinv(faint), faint, deg, box, iterations=300)
+    _, strong = keep_in_bounds(deg.pinv(bright), bright, deg, box, iterations=300)
+    assert weak.fallback == 1 and 0 < weak.worst < 0.01 and weak.impossible == 0  # within 1 % of the range
+    assert strong.fallback == strong.impossible == 1 and strong.worst > 0.01
+    assert not weak.implausible and strong.implausible
+    assert "probably too wide" not in weak.text(box) and "probably too wide" in strong.text(box)
