@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import DPNSLCore
-from DPNSLCore.ops.bounds import IntensityBounds, keep_in_bounds
+from DPNSLCore.ops.bounds import IntensityBounds, gram_bands, keep_in_bounds
 from DPNSLCore.ops.operators import make_degradation
 
 
@@ -166,3 +166,19 @@ def test_a_column_impossible_by_less_than_the_noise_margin_is_not_held_against_t
     assert strong.fallback == strong.impossible == 1 and strong.worst > 0.01
     assert not weak.implausible and strong.implausible
     assert "probably too wide" not in weak.text(box) and "probably too wide" in strong.text(box)
+
+
+@pytest.mark.parametrize(("kind", "profile", "thickness"), [("profile", "box", 1.0), ("profile", "box", 1.5),
+                                                            ("profile", "gaussian", 0.9), ("sample", "box", 1.0)])
+def test_the_banded_newton_matrix_equals_the_dense_one(kind, profile, thickness):
+    deg = make_degradation(kind, 4.0 if kind == "profile" else 2.5, 9, profile=profile, thickness=thickness)
+    matrix = torch.as_tensor(deg.matrix, dtype=torch.float64)
+    free = torch.from_numpy(np.random.default_rng(3).integers(0, 2, (5, matrix.shape[1])).astype(np.float64))
+    dense = (matrix * free[:, None, :]) @ matrix.T
+    banded = torch.zeros_like(dense)
+    m = matrix.shape[0]
+    for d, product in gram_bands(matrix):
+        banded[:, range(m - d), range(d, m)] = free @ product.T
+        banded[:, range(d, m), range(m - d)] = free @ product.T
+    torch.testing.assert_close(banded, dense, rtol=0, atol=1e-15)
+    assert len(gram_bands(matrix)) < m  # banded: fewer diagonals than rows
