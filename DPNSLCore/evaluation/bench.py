@@ -58,10 +58,12 @@ class PeakMemory:
 
 
 def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device, tiling: TilingOptions,
-                repeats: int, *, calibrate: bool = True,
-                spacing_zyx: tuple[float, float, float] | None = None) -> dict:
+                repeats: int, *, calibrate: bool = True, spacing_zyx: tuple[float, float, float] | None = None,
+                output_dtype: str = "input") -> dict:
     """Best-of-``repeats`` wall time and peak memory of one method on ``lr`` (slice axis 0; ``spacing_zyx`` its
-    voxel size, which ``calibrate`` reads; the calibration's seconds are part of the time)."""
+    voxel size, which ``calibrate`` reads; the calibration's seconds are part of the time), and the banding of its
+    output as written (``output_dtype`` "input": the input's integer type, rounded, as the command line writes it;
+    "float32": before rounding)."""
     model = None
     if method not in ("linear", "cubic"):
         model = open_model(method, device, allow_untrained=True)  # speed does not depend on training
@@ -77,7 +79,7 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
         with PeakMemory() as mem:
             t0 = time.perf_counter()
             out = upsample(stack, scale, method=kind, model=model, device=str(device), tiling=tiling, slice_axis=0,
-                           output_dtype="input", calibrate=calibrate)
+                           output_dtype=output_dtype, calibrate=calibrate)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
@@ -86,7 +88,7 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
     cuda_peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else 0
     return {"method": method, "seconds": min(times), "voxels": int(np.prod(out.plan.output_shape)),
             "peak_rss": peak, "cuda_peak": cuda_peak, "error": out.consistency_error, "periodicity": periodicity,
-            "texture": texture, "detail_gain": out.detail_gain}
+            "texture": texture, "detail_gain": out.detail_gain, "dtype": str(out.volume.dtype)}
 
 
 def mirror_extend(array: np.ndarray, n: int) -> np.ndarray:
@@ -126,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--z-window", type=int, default=TilingOptions.z_window)
     p.add_argument("--no-calibrate", action="store_true", help="DP-NSL without fitting its detail gain to the "
                    "volume (default: fitted, as upsample does; its seconds are timed)")
+    p.add_argument("--output-dtype", choices=["input", "float32"], default="input",
+                   help="output type the banding is measured on: input (default; the input's integer type, rounded, "
+                   "as `dpnsl upsample` writes it) or float32 (before rounding: on smooth scans rounding to whole HU "
+                   "moves the periodicity by up to 0.07)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one method, print JSON
     args = p.parse_args(argv)
     keep_freed_memory()
@@ -146,10 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.one:
         print(json.dumps(time_method(lr, args.scale, args.one, device, tiling, args.repeats,
-                                     calibrate=not args.no_calibrate, spacing_zyx=spacing)))
+                                     calibrate=not args.no_calibrate, spacing_zyx=spacing,
+                                     output_dtype=args.output_dtype)))
         return 0
     print(f"{path}: observed {lr.shape} {lr.dtype} (slices first) -> x{args.scale:g}, device {device}, "
-          f"{torch.get_num_threads()} threads, {tiling}")
+          f"{torch.get_num_threads()} threads, {tiling}, output {args.output_dtype}")
     methods = ["linear", *[m for m in args.methods.split(",") if m and m != "linear"]]
     rows = []
     for method in methods:

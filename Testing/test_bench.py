@@ -1,0 +1,37 @@
+"""The benchmark command: one row per method with its speed, memory, consistency and banding, as written."""
+
+import numpy as np
+import torch
+
+from DPNSLCore.evaluation.bench import main, time_method
+from DPNSLCore.inference.tiling import TilingOptions
+from DPNSLCore.io.volumes import Geometry, Volume, write_volume
+
+
+def _thin_ct(tmp_path):
+    z = np.arange(25, dtype=np.float64)[:, None, None]
+    hu = 40 + 300 * np.sin(z / 2.3) * np.cos(np.arange(16)[None, :, None] / 3) + 5 * np.arange(16)[None, None, :]
+    path = tmp_path / "thin.nrrd"
+    write_volume(Volume(hu.astype(np.int16), Geometry(spacing=(0.8, 0.8, 1.0))), path)
+    return path
+
+
+def test_the_table_has_every_method_with_ratios_to_linear_and_its_banding(tmp_path, capsys):
+    assert main([str(_thin_ct(tmp_path)), "--scale", "3", "--methods", "linear,cubic"]) == 0
+    out = capsys.readouterr().out
+    assert "observed (9, 16, 16) int16" in out and "output input" in out
+    rows = [line for line in out.splitlines() if line.startswith("| linear") or line.startswith("| cubic")]
+    assert len(rows) == 2
+    linear = rows[0].split("|")
+    assert linear[4].strip() == "1.0" and linear[6].strip() == "0"  # time / linear; max |A x - y| of decimation
+    assert all(cell.strip() not in ("", "–") for cell in rows[1].split("|")[7:9])  # periodicity, texture
+
+
+def test_the_banding_is_measured_on_the_output_as_written_or_before_rounding():
+    z = np.arange(13, dtype=np.float64)[:, None, None]
+    lr = (100 * np.sin(z / 1.7) + 0.4 * np.arange(12)[None, :, None] + np.zeros((1, 1, 12))).astype(np.int16)
+    cpu = torch.device("cpu")
+    rounded = time_method(lr, 3.0, "cubic", cpu, TilingOptions(), 1)
+    exact = time_method(lr, 3.0, "cubic", cpu, TilingOptions(), 1, output_dtype="float32")
+    assert rounded["dtype"] == "int16" and exact["dtype"] == "float32"
+    assert rounded["periodicity"] != exact["periodicity"]  # rounding to whole units moves the measure
