@@ -9,13 +9,16 @@ are the windows; pixels are square in mm (the through-plane axis is resampled fo
 
 A MODEL ending in ``:no-destripe`` runs with ``destripe=False`` (upsample's default is on), one ending in
 ``:no-calibrate`` with ``calibrate=False`` (the detail as the network made it), one ending in ``:sigma=S`` with
-``DestripeOptions(sigma=S)`` (the in-plane reach of the destripe estimate, in voxels).
+``DestripeOptions(sigma=S)`` (the in-plane reach of the destripe estimate, in voxels), one ending in ``:box=T`` or
+``:gaussian=T`` assumes that slice profile of thickness T spacings. ``--reference THIN`` adds a first row: a thin
+series of the same session (the real phantom pair), resampled onto the output grid.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib
 
@@ -25,6 +28,8 @@ import numpy as np  # noqa: E402
 
 import DPNSLCore  # noqa: E402
 from DPNSLCore.evaluation.banding import banding_or_none  # noqa: E402
+from DPNSLCore.evaluation.paired import resample_onto  # noqa: E402
+from DPNSLCore.io.volumes import Geometry, index_to_world  # noqa: E402
 from DPNSLCore.ops.destripe import DestripeOptions  # noqa: E402
 
 WINDOWS = {"soft tissue (W400 L40)": (40.0, 400.0), "lung (W1500 L-600)": (-600.0, 1500.0)}
@@ -48,7 +53,11 @@ def _options(flag: str) -> dict:
         return {"calibrate": False}
     if flag.startswith("sigma="):
         return {"destripe": DestripeOptions(sigma=float(flag.removeprefix("sigma=")))}
-    raise SystemExit(f"error: unknown model flag {flag!r}: use :no-destripe, :no-calibrate or :sigma=S")
+    for profile in ("box", "gaussian"):
+        if flag.startswith(f"{profile}="):
+            return {"degradation": "profile", "profile": profile, "thickness": float(flag.removeprefix(f"{profile}="))}
+    raise SystemExit(f"error: unknown model flag {flag!r}: use :no-destripe, :no-calibrate, :sigma=S, :box=T or "
+                     ":gaussian=T")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,14 +67,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="ct", help="LABEL=MODEL,... (MODEL: ct, mr or a checkpoint path)")
     p.add_argument("--crop", type=int, default=256, help="centre crop in-plane (voxels)")
     p.add_argument("--row", type=float, default=0.5, help="coronal row as a fraction of the crop")
+    p.add_argument("--reference", help="a thin series of the same session, shown first (resampled onto the output "
+                   "grid in world coordinates; black where it does not reach)")
     p.add_argument("-o", "--output", required=True)
     args = p.parse_args(argv)
     vol = DPNSLCore.read_volume(args.volume)
     _, h, w = vol.array.shape
     c = args.crop
-    crop = np.ascontiguousarray(vol.array[:, (h - c) // 2:(h + c) // 2, (w - c) // 2:(w + c) // 2])
-    cropped = DPNSLCore.Volume(crop, vol.geometry, vol.slice_thickness)
+    y0, x0 = (h - c) // 2, (w - c) // 2
+    crop = np.ascontiguousarray(vol.array[:, y0:y0 + c, x0:x0 + c])
+    origin = index_to_world(vol.geometry, np.array([0.0, y0, x0]))  # the crop keeps its place in the world
+    geometry = Geometry(vol.geometry.spacing, tuple(float(v) for v in origin), vol.geometry.direction)
+    cropped = DPNSLCore.Volume(crop, geometry, vol.slice_thickness)
     rows = [("cubic", DPNSLCore.upsample(cropped, args.scale, method="cubic"))]
+    if args.reference:
+        thin = DPNSLCore.read_volume(args.reference)
+        on_grid = resample_onto(thin, rows[0][1].to_volume())
+        rows.insert(0, (f"thin reference ({Path(args.reference).name})",
+                        SimpleNamespace(volume=np.nan_to_num(on_grid, nan=-1024.0))))
     for item in args.models.split(","):
         label, model = item.split("=", 1) if "=" in item else (item, item)
         model, _, flag = model.partition(":")
