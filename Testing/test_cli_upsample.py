@@ -142,11 +142,21 @@ def test_model_modality_and_choices_are_printed(small_input, tmp_path, capsys):
     assert main([str(small_input), "-o", str(tmp_path / "x.nii.gz"), "--scale", "2", "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "axis 0 (z): 12 slices x 5 mm -> 23 slices x 2.5 mm (scale 2), box profile, 5 mm thick every 5 mm" in err
-    assert "acquisition box profile, thickness 1 spacings (auto: the model was trained for it)" in err
+    assert ("acquisition box profile, thickness 1 spacings (auto: the model was trained for slice profiles; the "
+            "model's profile)") in err
     assert "model: shipped CT model (dpnsl_ct.safetensors); modality CT because the intensities look like HU" in err
     assert main([str(small_input), "-o", str(tmp_path / "y.nii.gz"), "--scale", "2", "--quiet",
                  "--modality", "mr"]) == 0
     assert "model: shipped MR model (dpnsl_mr.safetensors); modality MR as given" in capsys.readouterr().err
+
+
+def test_a_profile_shape_given_with_auto_is_the_one_used(small_input, tmp_path, capsys):
+    # the shipped models were trained on box profiles: auto keeps the slice-profile acquisition, with the shape given
+    assert main([str(small_input), "-o", str(tmp_path / "g.nii.gz"), "--scale", "2", "--quiet",
+                 "--profile", "gaussian", "--thickness", "0.85"]) == 0
+    err = capsys.readouterr().err
+    assert "gaussian profile, 4.25 mm thick every 5 mm" in err
+    assert "(auto: the model was trained for slice profiles; the profile given)" in err
 
 
 def test_untrained_preset_is_refused_unless_allowed(small_input, tmp_path, capsys):

@@ -160,3 +160,22 @@ def test_volume_thickness_reaches_the_api():
     assert result.plan.thickness == 1.5
     with pytest.raises(ValueError, match="`slice_thickness` must be a positive number of mm"):
         Volume(np.zeros((4, 6, 6)), slice_thickness=0.0)
+
+
+@pytest.mark.parametrize(("given", "trained", "expected", "why"), [
+    (None, "box", "box", "the model's profile"),
+    (None, "gaussian", "gaussian", "the model's profile"),
+    ("gaussian", "box", "gaussian", "the profile given"),
+    ("box", "gaussian", "box", "the profile given"),
+])
+def test_auto_uses_the_profile_shape_given_else_the_models(given, trained, expected, why):
+    plan = UpsampleRequest(scale=5, profile=given).resolve(
+        (8, 4, 4), spacing_zyx=(5.0, 1.0, 1.0), trained_acquisition={"kind": "mix", "profile": trained,
+                                                                    "thickness": [0.75, 1.5]})
+    assert (plan.degradation, plan.profile) == ("profile", expected)
+    assert any(n.endswith(f"(auto: the model was trained for slice profiles; {why})") for n in plan.notes)
+
+
+def test_an_explicit_slice_profile_without_a_shape_is_a_box():
+    assert UpsampleRequest(scale=2, degradation="profile").resolve((4, 4, 4)).profile == "box"
+    assert UpsampleRequest(scale=2, degradation="profile", profile="gaussian").resolve((4, 4, 4)).profile == "gaussian"

@@ -156,7 +156,8 @@ def test_the_profile_acquisition_reaches_validation_checkpoint_and_upsample(ct_f
     y = np.random.default_rng(0).normal(0, 100, (6, 12, 12)).astype(np.float32)
     result = upsample(y, 2, model=str(thick / ts.MODEL_FILE), device="cpu")  # degradation auto: the model's
     assert (result.plan.degradation, result.plan.thickness) == ("profile", 1.5)
-    assert "acquisition box profile, thickness 1.5 spacings (auto: the model was trained for it)" in result.notes
+    assert ("acquisition box profile, thickness 1.5 spacings (auto: the model was trained for slice profiles; the "
+            "model's profile)") in result.notes
     assert upsample(y, 2, model=str(thick / ts.MODEL_FILE), device="cpu", degradation="decimate").plan.degradation \
         == "decimate"  # an explicit choice wins
 

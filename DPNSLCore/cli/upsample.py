@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, default="dpnsl", help="default: dpnsl (the shipped model)")
     p.add_argument("--degradation", choices=["auto", *KINDS], default="auto",
                    help="acquisition model; auto: decimate for an integer scale, else sample")
-    p.add_argument("--profile", choices=PROFILES, default="box", help="slice profile for --degradation profile")
+    p.add_argument("--profile", choices=PROFILES, help="slice profile for --degradation profile, and for auto when "
+                   "the model was trained on slice profiles (default: the model's, else box)")
     p.add_argument("--thickness", type=float, default=None,
                    help="slice thickness in slice spacings (profile); default: the header's, else 1")
     p.add_argument("--thickness-mm", type=float, default=None,

@@ -72,8 +72,8 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
         degradation: the acquisition assumed of the thick series; default "auto" (resolved by upsample: a model's
             recorded profile, else decimate for an integer spacing ratio and sample otherwise), or "profile" when
             ``profile`` or ``thickness`` is given.
-        profile, thickness: the slice profile ("box" or "gaussian"; default box) and its thickness in thick
-            spacings (default: the thick series' header, else 1), for a profile acquisition.
+        profile, thickness: the slice profile ("box" or "gaussian"; default the model's, else box) and its
+            thickness in thick spacings (default: the thick series' header, else 1), for a profile acquisition.
         destripe, calibrate: upsample's ``destripe`` and ``calibrate`` for DP-NSL.
 
     Raises:
@@ -95,7 +95,7 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
     rows = []
     for method in methods:
         result = upsample(thick, spacing=target, method=method, model=model if method == "dpnsl" else None,
-                          degradation=degradation, profile=profile or "box", thickness=thickness, slice_axis=axis,
+                          degradation=degradation, profile=profile, thickness=thickness, slice_axis=axis,
                           device=device, modality=thick_norm.kind, destripe=destripe, calibrate=calibrate)
         resampled = resample_onto(result.to_volume(), thin)
         mask = np.isfinite(resampled)

@@ -242,7 +242,7 @@ def upsample(
     degradation: str = "auto",
     thickness: float | None = None,
     thickness_mm: float | None = None,
-    profile: str = "box",
+    profile: str | None = None,
     slice_axis: int | str | None = "auto",
     modality: str = "auto",
     device: str | torch.device = "auto",
@@ -269,8 +269,9 @@ def upsample(
         method: "dpnsl", "linear" or "cubic".
         degradation: how the input was acquired: "auto" (the model's training acquisition when it recorded a slice
             profile, else decimate for integer scales and sample otherwise), "decimate", "sample" or "profile";
-            thickness, profile: the slice profile of "profile" (thickness in spacings; None: the header's slice
-            thickness over the spacing, else 1); thickness_mm: the thickness in mm instead.
+            thickness, profile: the slice profile of "profile", and of "auto" when it resolves to one (thickness in
+            spacings; None: the header's slice thickness over the spacing, else 1; profile "box" or "gaussian",
+            None: the model's, else box); thickness_mm: the thickness in mm instead.
         slice_axis: numpy axis of the slices, or "auto": the largest spacing of a Volume (axis 0 for arrays).
         modality: "auto", "ct" or "mr": picks the shipped model and the intensity rule.
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".

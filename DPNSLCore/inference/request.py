@@ -12,8 +12,9 @@ Rules:
 - scale: ``scale``, or the current slice spacing divided by the target ``spacing`` (mm); snapped to an integer
   within 1e-6 relative (:func:`DPNSLCore.ops.grid.snap_scale`).
 - acquisition: the given kind, or ``"auto"``: a slice profile when the model was trained on slice profiles (its
-  acquisition ``profile`` or ``mix``), with the header's thickness (else the model's, else thickness = spacing);
-  otherwise ``decimate`` for an integer scale, else ``sample``.
+  acquisition ``profile`` or ``mix``), of the given shape (else the model's) and the given thickness (else the
+  header's, else the model's, else thickness = spacing); otherwise ``decimate`` for an integer scale, else
+  ``sample``.
 - output grid: ``ceil((n - 1) * scale) + 1`` slices; spacing along the slice axis divided by the scale; origin
   and direction kept, so observed slice j lands on output slice ``j * scale`` at the same world position.
 
@@ -59,7 +60,8 @@ class UpsampleRequest:
         thickness: slice thickness (box width or Gaussian FWHM) in observed slice spacings, for "profile"; None:
             the header's slice thickness divided by the spacing when the file states one, else 1 (= the spacing).
         thickness_mm: the same in mm (needs the volume's spacing); give at most one of the two.
-        profile: "box" or "gaussian", for "profile".
+        profile: "box" or "gaussian", for "profile" (and for "auto" when that resolves to a slice profile); None:
+            the model's training profile under "auto", else box.
 
     Raises:
         ValueError: both or neither of scale/spacing, or an invalid choice (the message names the fix).
@@ -70,7 +72,7 @@ class UpsampleRequest:
     slice_axis: int | str = "auto"
     degradation: str = "auto"
     thickness: float | None = None
-    profile: str = "box"
+    profile: str | None = None
     thickness_mm: float | None = None
 
     def __post_init__(self) -> None:
@@ -86,8 +88,9 @@ class UpsampleRequest:
             object.__setattr__(self, "degradation", "auto")
         if self.degradation not in ("auto", *KINDS):
             raise ValueError(f"`degradation` must be 'auto' or one of {KINDS}, got {self.degradation!r}")
-        if self.profile not in PROFILES:
-            raise ValueError(f"`profile` must be one of {PROFILES}, got {self.profile!r}")
+        if self.profile is not None and self.profile not in PROFILES:
+            raise ValueError(f"`profile` must be one of {PROFILES} or None (the model's, else box), got "
+                             f"{self.profile!r}")
         if self.thickness is not None:
             _check_thickness(self.thickness)
         if self.thickness_mm is not None:
@@ -123,10 +126,11 @@ class UpsampleRequest:
             raise ValueError("`spacing` needs the input's geometry: pass a Volume, or give `scale` instead")
         else:
             raw = current / float(self.spacing)
-        kind, profile, fallback = self.degradation, self.profile, 1.0
+        kind, profile, fallback = self.degradation, self.profile or "box", 1.0
         trained = trained_acquisition or {}
         if kind == "auto" and trained.get("kind") in ("profile", "mix"):
-            kind, profile, fallback = "profile", trained.get("profile", "box"), default_profile_thickness(trained)
+            kind, fallback = "profile", default_profile_thickness(trained)
+            profile = self.profile or trained.get("profile", "box")
         elif kind == "auto":
             kind = "decimate" if _is_number(raw) and is_integer_scale(float(raw)) else "sample"
             notes.append(f"acquisition {kind} (auto: {'integer' if kind == 'decimate' else 'non-integer'} scale)")
@@ -140,8 +144,9 @@ class UpsampleRequest:
         n_hr = hr_length(n_lr, scale)
         thickness = self._thickness(axis, current, slice_thickness, n_lr, kind, notes, fallback)
         if self.degradation == "auto" and kind == "profile":
+            shape = "the profile given" if self.profile is not None else "the model's profile"
             notes.append(f"acquisition {profile} profile, thickness {thickness:g} spacings (auto: the model was "
-                         "trained for it)")
+                         f"trained for slice profiles; {shape})")
         out_shape = tuple(n_hr if a == axis else int(n) for a, n in enumerate(shape_zyx))
         return UpsamplePlan(
             slice_axis=axis, scale=scale, degradation=kind, profile=profile, thickness=thickness,

@@ -98,7 +98,7 @@ class SliceSuperResolutionLogic:
         return torchsetup.setupPythonRequirements(askConfirmation)
 
     def plan(self, inputNode, scale: float | None = None, spacing: float | None = None, sliceAxis: int | None = None,
-             degradation: str = "auto", thickness: float | None = None, *, profile: str = "box",
+             degradation: str = "auto", thickness: float | None = None, *, profile: str | None = None,
              thicknessMm: float | None = None, model=None):
         """Resolve a request with DPNSLCore's one request object (``DPNSLCore.UpsampleRequest``): slice axis, exact
         scale, acquisition model and output grid, from the node's own IJK-to-RAS spacing. Needs no PyTorch.
@@ -119,7 +119,8 @@ class SliceSuperResolutionLogic:
             raise RuntimeError("DPNSLCore is not importable: install the DPNSL extension, or see the README's "
                                "'From a source checkout' steps") from error
         request = UpsampleRequest(scale=scale, spacing=spacing, degradation=kind, thickness=thickness,
-                                  thickness_mm=thicknessMm, profile=enumValue(profile, ProfileShape, "profile"),
+                                  thickness_mm=thicknessMm,
+                                  profile=None if profile is None else enumValue(profile, ProfileShape, "profile"),
                                   slice_axis="auto" if sliceAxis is None else sliceAxis)
         if isinstance(model, (str, Path)):
             trained = model_acquisition(model)
@@ -131,7 +132,7 @@ class SliceSuperResolutionLogic:
 
     def gridSummary(self, inputNode, scale: float | None = None, spacing: float | None = None,
                     sliceAxis: int | None = None, degradation: str = "auto", thickness: float | None = None, *,
-                    profile: str = "box", thicknessMm: float | None = None, model=None) -> str:
+                    profile: str | None = None, thicknessMm: float | None = None, model=None) -> str:
         """One line for the panel: 'k axis: 48 slices x 5 mm -> 236 slices x 1 mm (scale 5), box profile, 5 mm
         thick every 5 mm'."""
         try:
@@ -192,7 +193,7 @@ class SliceSuperResolutionLogic:
 
     def upsample(self, inputNode, scale: float | None = None, *, spacing: float | None = None,
                  method: str = "dpnsl", degradation: str = "auto", thickness: float | None = None,
-                 thicknessMm: float | None = None, profile: str = "box", model=None, device: str = "auto",
+                 thicknessMm: float | None = None, profile: str | None = None, model=None, device: str = "auto",
                  sliceAxis: int | None = None, outputNode=None, returnParts: bool = False,
                  progress: ProgressFn | None = None, cancel: CancelFn | None = None, adapt: float | None = None,
                  tiling=None, destripe: bool = True, calibrate: bool = True):
@@ -266,7 +267,7 @@ class SliceSuperResolutionLogic:
 
     def compare(self, inputNode, referenceNode=None, scale: float | None = None, *, spacing: float | None = None,
                 methods: Sequence[str] = METHODS, degradation: str = "auto", thickness: float | None = None,
-                thicknessMm: float | None = None, profile: str = "box", model=None, device: str = "auto",
+                thicknessMm: float | None = None, profile: str | None = None, model=None, device: str = "auto",
                 sliceAxis: int | None = None, tableNode=None, chartNode=None, progress: ProgressFn | None = None,
                 cancel: CancelFn | None = None, adapt: float | None = None, calibrate: bool = True):
         """Per-slice MAE of each method against a thin-slice reference, as a table and a chart.

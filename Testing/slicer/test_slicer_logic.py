@@ -280,7 +280,9 @@ def test_a_models_recorded_profile_is_used_like_in_every_front_end(logic, makeVo
     save_checkpoint(build_model(config), path)
     output = logic.upsample(_thickCt(makeVolume), 2, model=str(path), device="cpu")  # degradation auto
     assert output.GetAttribute("DPNSL.degradation") == "profile"
-    assert "(auto: the model was trained for it)" in output.GetAttribute("DPNSL.notes")
+    assert "(auto: the model was trained for slice profiles; the model's profile)" in output.GetAttribute("DPNSL.notes")
+    plan = logic.plan(_thickCt(makeVolume), 2, model=str(path), profile="gaussian")  # the panel's shape, under auto
+    assert (plan.degradation, plan.profile) == ("profile", "gaussian")
 
 
 @pytest.mark.parametrize("axis", [0, 2])
