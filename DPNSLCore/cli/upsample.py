@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--spacing", type=float, help="target slice spacing in mm")
     p.add_argument("--method", choices=METHODS, default="dpnsl", help="default: dpnsl (the shipped model)")
     p.add_argument("--degradation", choices=["auto", *KINDS], default="auto",
-                   help="acquisition model; auto: decimate for an integer scale, else sample")
+                   help="acquisition model; auto (default): a slice profile for a model trained on them (the "
+                   "shipped ones), else decimate for an integer scale and sample otherwise")
     p.add_argument("--profile", choices=PROFILES, help="slice profile for --degradation profile, and for auto when "
                    "the model was trained on slice profiles (default: the model's, else box)")
     p.add_argument("--thickness", type=float, default=None,
