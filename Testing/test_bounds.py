@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import DPNSLCore
-from DPNSLCore.ops.bounds import IntensityBounds, gram_bands, keep_in_bounds
+from DPNSLCore.ops.bounds import STALL_STEPS, IntensityBounds, closest_in_box, gram_bands, keep_in_bounds
 from DPNSLCore.ops.operators import make_degradation
 
 
@@ -97,7 +97,7 @@ def test_a_column_with_no_consistent_point_in_the_box_is_said_and_stays_consiste
     out, report = keep_in_bounds(x.clone(), y, deg, IntensityBounds(0.0, 1.0, "test"), iterations=50)
     assert report.fallback == 1 and report.outside > 0 and report.worst > 0
     assert float((deg.forward(out) - y).abs().max()) < 1e-9
-    assert "1 column(s) have no consistent values in the range (1 by more than 1 % of it)" in report.text(
+    assert "1 column(s) without consistent values in the range found (1 by more than 1 % of it)" in report.text(
         IntensityBounds(0.0, 1.0, "test"))
 
 
@@ -149,7 +149,7 @@ def test_a_profile_the_observed_slices_cannot_come_from_is_doubted_in_words():
     assert reports["box"].columns == reports["gaussian"].columns == 120
     assert reports["gaussian"].fallback == reports["gaussian"].impossible == 60 and reports["gaussian"].implausible
     text = reports["gaussian"].text(box)
-    assert "60 column(s) have no consistent values in the range (60 by more than 1 % of it)" in text
+    assert "60 column(s) without consistent values in the range found (60 by more than 1 % of it)" in text
     assert "that is 50.0 % of the columns" in text and "probably too wide" in text
     merged = reports["box"].merge(reports["gaussian"])
     assert merged.columns == 240 and merged.implausible and "that is 25.0 % of the columns" in merged.text(box)
@@ -182,3 +182,15 @@ def test_the_banded_newton_matrix_equals_the_dense_one(kind, profile, thickness)
         banded[:, range(d, m), range(m - d)] = free @ product.T
     torch.testing.assert_close(banded, dense, rtol=0, atol=1e-15)
     assert len(gram_bands(matrix)) < m  # banded: fewer diagonals than rows
+
+
+def test_the_exact_projection_gives_up_a_column_that_cannot_converge_and_still_solves_the_others():
+    deg = make_degradation("profile", 3, 5, thickness=1.5)
+    matrix = torch.as_tensor(deg.matrix, dtype=torch.float64)
+    impossible = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0], dtype=torch.float64)  # no point of [0, 1] gives it
+    possible = torch.tensor([0.2, 0.5, 0.9, 0.4, 0.1], dtype=torch.float64)
+    y = torch.stack([impossible, possible])
+    x0 = deg.pinv(y.T[:, :, None])[:, :, 0].T.contiguous() + torch.tensor([[0.0], [0.6]]).double()  # both outside
+    x, solved, taken = closest_in_box(x0, y, matrix, 0.0, 1.0)
+    assert solved.tolist() == [False, True] and taken == 2 * STALL_STEPS < 30  # not run to the 30-step limit
+    assert float((x[1] @ matrix.T - possible).abs().max()) < 1e-9 and 0 <= float(x[1].min()) <= float(x[1].max()) <= 1
