@@ -2,7 +2,7 @@
 # Which slice profile fits real thick scans (README, "Which slice profile"): the profile measured on the real
 # phantom pair, the pair's PSNR under each assumed profile (shipped CT model, defaults otherwise), and whether the
 # real chest CTs' slices are possible at all under each profile (columns with no consistent values in the range).
-# Usage: Resources/Results/profiles.sh [fit|pair|feasibility|all]   (outputs in $RESULTS, default Resources/Results/v6/profiles)
+# Usage: Resources/Results/profiles.sh [fit|pair|feasibility|simulated|all]   (outputs in $RESULTS, default Resources/Results/v6/profiles)
 set -euo pipefail
 D=${DATA:-../shared/data}
 R=${RESULTS:-Resources/Results/v6/profiles}
@@ -20,6 +20,11 @@ if [[ $what == pair || $what == all ]]; then
 fi
 if [[ $what == feasibility || $what == all ]]; then
   for scan in ct_lung1_5mm ct_lung2_5mm ct_phantom_5mm; do
-    python Resources/Results/profile_feasibility.py $D/$scan.nii.gz --scale 5 box:1 box:1.2 gaussian:0.7 gaussian:0.9
+    python Resources/Results/profile_feasibility.py $D/$scan.nii.gz --scale 5 box:1 box:1.2 box:1.3 gaussian:0.7 gaussian:0.9
   done > $R/feasibility.md
+fi
+if [[ $what == simulated || $what == all ]]; then  # leave-out CT stacks under simulated Gaussian thick slices
+  python -m DPNSLCore.evaluate --data $D/ct_phantom_1mm.nii.gz $D/ct_lung2_5mm.nii.gz --axes auto --scales 2,4,6 \
+    --methods linear,cubic,dpnsl --modality ct --degradation profile --profile gaussian --thickness 0.9 --no-ssim \
+    --out $R/ct_gaussian09_profile > /dev/null
 fi
