@@ -6,7 +6,8 @@
 # Usage: Resources/Results/run_v3.sh [ct|mr|thick|thick-ct|thick-mr|pair|all]
 # Candidate models: CT_MODEL / MR_MODEL (checkpoint files, default the shipped ones) and RESULTS (the output folder,
 # default Resources/Results/v3), e.g. CT_MODEL=runs/joint/last.safetensors RESULTS=/tmp/joint run_v3.sh ct;
-# EXTRA: more options for every evaluate and bench run, e.g. EXTRA=--no-calibrate
+# EXTRA: more options for every evaluate and bench run, e.g. EXTRA=--no-calibrate; ACQS: the leave-out protocols
+# (default "decimate profile")
 set -euo pipefail
 D=${DATA:-../shared/data}
 R=${RESULTS:-Resources/Results/v3}
@@ -14,7 +15,7 @@ what=${1:-all}
 mkdir -p $R
 leaveout() {  # leaveout NAME MODALITY CHECKPOINT FILES... (CHECKPOINT empty: the shipped model)
   local name=$1 modality=$2 model=$3; shift 3
-  for acq in decimate profile; do
+  for acq in ${ACQS:-decimate profile}; do
     python -m DPNSLCore.evaluate --data "$@" --axes auto --scales ${SCALES:-2,3,4,5,6,7} --methods linear,cubic,dpnsl \
       --modality "$modality" ${model:+--checkpoint "$model"} --degradation $acq --thickness 1 --no-ssim ${EXTRA:-} \
       --out $R/${name}_$acq > /dev/null
