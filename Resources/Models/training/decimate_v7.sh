@@ -15,32 +15,20 @@
 set -euo pipefail
 source "$(dirname "$0")/v5_common.sh"
 DEC=(--degradation decimate --steps 1500 --lr-step 500)
+CT_RECIPE=(--blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100)  # the v5 CT model's
+LONG=(--steps 3000 --lr 1.5e-4 --lr-step 1000)
+tune() {  # tune NAME INIT [OPTION...]: a fine-tune of INIT on the v5 data and recipe into runs/NAME, in the background
+  local name=$1 init=$2; shift 2
+  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init "$init" "${COMMON[@]}" "$@" --out runs/$name &
+}
 what=${1:-all}
-if [[ $what == ct || $what == all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto \
-    --init Resources/Models/training/v5/ct_inplane50_band/last.safetensors "${COMMON[@]}" "${DEC[@]}" \
-    --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100 --out runs/ct_dec &
-fi
-if [[ $what == mr || $what == all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init $V4/joint_run/last.safetensors \
-    "${COMMON[@]}" "${DEC[@]}" --out runs/mr_dec &
-fi
-if [[ $what == long-ct || $what == long-all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init runs/ct_dec/last.safetensors \
-    "${COMMON[@]}" "${DEC[@]}" --steps 3000 --lr 1.5e-4 --lr-step 1000 \
-    --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100 --out runs/ct_dec_long &
-fi
-if [[ $what == long-mr || $what == long-all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init runs/mr_dec/last.safetensors \
-    "${COMMON[@]}" "${DEC[@]}" --steps 3000 --lr 1.5e-4 --lr-step 1000 --out runs/mr_dec_long &
-fi
-if [[ $what == back-ct || $what == back-all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init runs/ct_dec_long/last.safetensors \
-    "${COMMON[@]}" --lr 1.5e-4 --blur-share 0.5 --blur-sigma 0.5:1.5 --blur-axes inplane --banding-weight 100 \
-    --out runs/ct_dec_back &
-fi
-if [[ $what == back-mr || $what == back-all ]]; then
-  python -m DPNSLCore.train --data "${DATASET[@]}" --modality auto --init runs/mr_dec_long/last.safetensors \
-    "${COMMON[@]}" --lr 1.5e-4 --out runs/mr_dec_back &
-fi
+[[ $what == ct || $what == all ]] && tune ct_dec Resources/Models/training/v5/ct_inplane50_band/last.safetensors \
+  "${DEC[@]}" "${CT_RECIPE[@]}"
+[[ $what == mr || $what == all ]] && tune mr_dec $V4/joint_run/last.safetensors "${DEC[@]}"
+[[ $what == long-ct || $what == long-all ]] && tune ct_dec_long runs/ct_dec/last.safetensors "${DEC[@]}" "${LONG[@]}" \
+  "${CT_RECIPE[@]}"
+[[ $what == long-mr || $what == long-all ]] && tune mr_dec_long runs/mr_dec/last.safetensors "${DEC[@]}" "${LONG[@]}"
+[[ $what == back-ct || $what == back-all ]] && tune ct_dec_back runs/ct_dec_long/last.safetensors --lr 1.5e-4 \
+  "${CT_RECIPE[@]}"
+[[ $what == back-mr || $what == back-all ]] && tune mr_dec_back runs/mr_dec_long/last.safetensors --lr 1.5e-4
 wait
