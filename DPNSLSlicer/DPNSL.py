@@ -111,6 +111,7 @@ class DPNSLParameterNode:
     device - where the network runs.
     adapt / adaptSeconds - fine-tune a copy of the model on the input's own in-plane axes first, for that long.
     calibrate - fit the strength of the network's detail to the input on its own in-plane axes first.
+    ensemble - average the network's estimate over the 8 in-plane flips/transposes of the input (8x its time).
     outputVolume - volume to write (None: a new volume on every run; never the input).
     showParts / showRouting - what the results layout shows.
     simulateReference / referenceVolume - Compare against a simulated or a real thin-slice reference.
@@ -130,6 +131,7 @@ class DPNSLParameterNode:
     adapt: bool = False
     adaptSeconds: Annotated[float, WithinRange(5.0, 3600.0)] = 60.0
     calibrate: bool = True
+    ensemble: bool = False
     outputVolume: vtkMRMLScalarVolumeNode
     showParts: bool = True
     showRouting: bool = False

@@ -195,3 +195,16 @@ def test_the_fitted_detail_gain_is_printed_and_no_calibrate_skips_it(small_input
                  "--overwrite"]) == 0
     plain = capsys.readouterr().err
     assert "detail gain" not in plain and "calibration" not in plain
+
+
+def test_ensemble_is_said_and_a_bad_size_is_refused_before_any_output(small_input, tmp_path, capsys):
+    out = tmp_path / "thin.nrrd"
+    assert main([str(small_input), "-o", str(out), "--scale", "2", "--degradation", "decimate", "--ensemble", "2",
+                 "--no-calibrate"]) == 0
+    said = capsys.readouterr().err
+    assert "  ensemble: the network's estimate averaged over 2 in-plane flips/transposes" in said
+    bad = tmp_path / "bad.nrrd"
+    with pytest.raises(SystemExit):
+        main([str(small_input), "-o", str(bad), "--scale", "2", "--ensemble", "3"])
+    assert "--ensemble: invalid choice: 3 (choose from 1, 2, 4, 8)" in capsys.readouterr().err
+    assert not bad.exists()

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..inference.allocator import keep_freed_memory
 from ..inference.api import METHODS, MODALITIES, upsample
+from ..inference.ensemble import ENSEMBLE_SIZES
 from ..inference.request import UpsampleRequest
 from ..inference.tiling import Cancelled, TilingOptions
 from ..io.volumes import WRITE_SUFFIXES, Volume, read_volume, write_volume
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-destripe", action="store_true",
                    help="keep the network's detail as it is (default: its part that repeats with the slice period, "
                    "locally, is removed; the acquired slices are kept either way)")
+    p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
+                   help="average the network's estimate over N in-plane flips/transposes of the input (1, 2, 4 or "
+                   "8; N times the network time; default 1: off; A x = y holds either way)")
     p.add_argument("--slice-axis", default="auto", choices=["auto", "0", "1", "2"],
                    help="numpy axis of the slices (0 = the file's third axis); auto = largest spacing")
     p.add_argument("--checkpoint", "--model", dest="model", default=None,
@@ -173,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                               modality=args.modality, device=args.device,
                               return_parts=parts_dir is not None, tiling=tiling, output_dtype=args.output_dtype,
                               allow_untrained=args.allow_untrained, progress=progress, adapt=args.adapt or None,
-                              destripe=not args.no_destripe, calibrate=not args.no_calibrate)
+                              destripe=not args.no_destripe, calibrate=not args.no_calibrate,
+                              ensemble=args.ensemble)
         progress.close()
         print(f"{source}: {result.plan.describe()}", file=sys.stderr)
         for note in result.notes:

@@ -22,6 +22,7 @@ import torch
 
 from ..inference.allocator import keep_freed_memory
 from ..inference.api import upsample
+from ..inference.ensemble import ENSEMBLE_SIZES
 from ..inference.tiling import TilingOptions
 from ..io.volumes import Geometry, Volume, detect_slice_axis, read_volume
 from ..models.registry import open_model, resolve_device
@@ -59,11 +60,11 @@ class PeakMemory:
 
 def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device, tiling: TilingOptions,
                 repeats: int, *, calibrate: bool = True, spacing_zyx: tuple[float, float, float] | None = None,
-                output_dtype: str = "input") -> dict:
+                output_dtype: str = "input", ensemble: int = 1) -> dict:
     """Best-of-``repeats`` wall time and peak memory of one method on ``lr`` (slice axis 0; ``spacing_zyx`` its
     voxel size, which ``calibrate`` reads; the calibration's seconds are part of the time), and the banding of its
     output as written (``output_dtype`` "input": the input's integer type, rounded, as the command line writes it;
-    "float32": before rounding)."""
+    "float32": before rounding; ``ensemble``: DP-NSL's self-ensemble size)."""
     model = None
     if method not in ("linear", "cubic"):
         model = open_model(method, device, allow_untrained=True)  # speed does not depend on training
@@ -79,7 +80,7 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
         with PeakMemory() as mem:
             t0 = time.perf_counter()
             out = upsample(stack, scale, method=kind, model=model, device=str(device), tiling=tiling, slice_axis=0,
-                           output_dtype=output_dtype, calibrate=calibrate)
+                           output_dtype=output_dtype, calibrate=calibrate, ensemble=ensemble if kind == "dpnsl" else 1)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
@@ -132,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="output type the banding is measured on: input (default; the input's integer type, rounded, "
                    "as `dpnsl upsample` writes it) or float32 (before rounding: on smooth scans rounding to whole HU "
                    "moves the periodicity by up to 0.07)")
+    p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
+                   help="DP-NSL's in-plane self-ensemble size (1, 2, 4, 8; default 1: off); timed")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one method, print JSON
     args = p.parse_args(argv)
     keep_freed_memory()
@@ -153,10 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(time_method(lr, args.scale, args.one, device, tiling, args.repeats,
                                      calibrate=not args.no_calibrate, spacing_zyx=spacing,
-                                     output_dtype=args.output_dtype)))
+                                     output_dtype=args.output_dtype, ensemble=args.ensemble)))
         return 0
     print(f"{path}: observed {lr.shape} {lr.dtype} (slices first) -> x{args.scale:g}, device {device}, "
-          f"{torch.get_num_threads()} threads, {tiling}, output {args.output_dtype}")
+          f"{torch.get_num_threads()} threads, {tiling}, output {args.output_dtype}"
+          + (f", DP-NSL self-ensemble of {args.ensemble}" if args.ensemble > 1 else ""))
     methods = ["linear", *[m for m in args.methods.split(",") if m and m != "linear"]]
     rows = []
     for method in methods:

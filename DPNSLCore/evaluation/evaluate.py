@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..inference.api import METHODS, UpsampleResult, upsample
+from ..inference.ensemble import ENSEMBLE_SIZES
 from ..io.intensity import IntensityNormalizer
 from ..io.volumes import Geometry, Volume
 from ..models.network import DPNSL
@@ -88,7 +89,7 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
                         normalizer: IntensityNormalizer | None = None, degradation: str = "decimate",
                         device: str | torch.device = "auto", profile: str = "box",
                         thickness: float = 1.0, adapt: float = 0.0, destripe: bool = True, calibrate: bool = True,
-                        spacing_zyx: tuple[float, float, float] | None = None) -> UpsampleResult:
+                        spacing_zyx: tuple[float, float, float] | None = None, ensemble: int = 1) -> UpsampleResult:
     """Upsample a normalised LR stack (slice axis 0) with ``method``; the result's ``volume`` is the normalised HR
     prediction (``detail_gain``: the gain calibration fitted, 1 for the baselines).
 
@@ -107,7 +108,7 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
     stack = lr if spacing_zyx is None else Volume(lr, Geometry.from_spacing_zyx(spacing_zyx))
     return upsample(stack, scale, model=model, method="dpnsl", device=device, modality=normalizer.kind,
                     intensity=identity, adapt=adapt or None, destripe=destripe, calibrate=calibrate,
-                    **acquisition)
+                    ensemble=ensemble, **acquisition)
 
 
 @dataclass
@@ -127,12 +128,14 @@ class ProtocolOptions:
     adapt: float = 0.0  # seconds of adaptation of the model to each simulated input (dpnsl only; 0: off)
     destripe: bool = True  # remove the phase-locked part of DP-NSL's detail (upsample's default)
     calibrate: bool = True  # fit DP-NSL's detail gain to each simulated input (its in-plane axes; upsample's default)
+    ensemble: int = 1  # DP-NSL's in-plane self-ensemble size (1, 2, 4 or 8; upsample's default 1: off)
 
     def acquisition_text(self) -> str:
         text = f"{self.profile} profile (thickness {self.thickness:g} spacings)" if self.degradation == "profile" \
             else self.degradation
         text += f", DP-NSL adapted {self.adapt:g} s to each input" if self.adapt else ""
         text += "" if self.calibrate else ", DP-NSL without calibration"
+        text += f", DP-NSL self-ensemble of {self.ensemble}" if self.ensemble > 1 else ""
         return text + ("" if self.destripe else ", DP-NSL without destripe")
 
 
@@ -171,6 +174,7 @@ def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Seque
             result = upsample_normalised(lr, scale, method, model=model, normalizer=volume.normalizer,
                                          degradation=options.degradation, device=options.device, adapt=options.adapt,
                                          destripe=options.destripe, calibrate=options.calibrate,
+                                         ensemble=options.ensemble,
                                          spacing_zyx=(volume.spacing[0] * scale, *volume.spacing[1:]), **acquisition)
             pred = result.volume
             seconds = time.perf_counter() - start
@@ -331,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "own in-plane axes, as upsample does)")
     p.add_argument("--no-destripe", action="store_true",
                    help="keep DP-NSL's detail as the network made it (default: its phase-locked part is removed)")
+    p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
+                   help="DP-NSL's in-plane self-ensemble: its estimate averaged over N flips/transposes (1, 2, 4, 8; "
+                   "default 1: off)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", metavar="DIR", help="write results.md, summary.csv, scores.csv and MAE plots here")
     return p
@@ -346,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device,
                               args.profile or "box", 1.0 if args.thickness is None else args.thickness, args.adapt,
-                              not args.no_destripe, not args.no_calibrate)
+                              not args.no_destripe, not args.no_calibrate, args.ensemble)
     try:
         if args.data:
             result = evaluate(args.data, args.scales, args.methods, checkpoint=args.checkpoint,
@@ -364,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             rows = paired_check(*args.paired, parse_methods(args.methods), checkpoint=args.checkpoint,
                                 modality=args.modality, degradation=args.degradation, profile=args.profile,
                                 thickness=args.thickness, device=args.device, out=args.out,
-                                destripe=not args.no_destripe, calibrate=not args.no_calibrate)
+                                destripe=not args.no_destripe, calibrate=not args.no_calibrate,
+                                ensemble=args.ensemble)
             print(paired_markdown(rows))
     except (ValueError, TypeError, FileNotFoundError, MemoryError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

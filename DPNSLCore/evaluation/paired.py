@@ -62,7 +62,7 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
                  checkpoint: str | None = None, modality: str = "auto", degradation: str | None = None,
                  profile: str | None = None, thickness: float | None = None, device: str = "auto", model=None,
                  out: str | Path | None = None,
-                 destripe: bool = True, calibrate: bool = True) -> list[PairedRow]:
+                 destripe: bool = True, calibrate: bool = True, ensemble: int = 1) -> list[PairedRow]:
     """Upsample the thick series with each method and compare with the thin series (module docstring).
 
     Args:
@@ -74,7 +74,7 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
             ``profile`` or ``thickness`` is given.
         profile, thickness: the slice profile ("box" or "gaussian"; default the model's, else box) and its
             thickness in thick spacings (default: the thick series' header, else 1), for a profile acquisition.
-        destripe, calibrate: upsample's ``destripe`` and ``calibrate`` for DP-NSL.
+        destripe, calibrate, ensemble: upsample's ``destripe``, ``calibrate`` and ``ensemble`` for DP-NSL.
 
     Raises:
         FileNotFoundError: a path is missing. ValueError: the thin series is not finer along the slice axis,
@@ -96,7 +96,8 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
     for method in methods:
         result = upsample(thick, spacing=target, method=method, model=model if method == "dpnsl" else None,
                           degradation=degradation, profile=profile, thickness=thickness, slice_axis=axis,
-                          device=device, modality=thick_norm.kind, destripe=destripe, calibrate=calibrate)
+                          device=device, modality=thick_norm.kind, destripe=destripe, calibrate=calibrate,
+                          ensemble=ensemble)
         resampled = resample_onto(result.to_volume(), thin)
         mask = np.isfinite(resampled)
         if not mask.any():

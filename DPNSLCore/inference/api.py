@@ -28,6 +28,7 @@ from ..ops.interpolation import BASELINES
 from .adapt import AdaptOptions, adapt_model
 from .calibrate import CalibrateOptions, CalibrationUnavailableError, fit_detail_gain
 from .engine import baseline_column, network_column, network_halo, run_volume
+from .ensemble import check_ensemble
 from .request import UpsamplePlan, UpsampleRequest
 from .tiling import CancelFn, ProgressFn, TilingOptions
 
@@ -258,6 +259,7 @@ def upsample(
     out: np.ndarray | None = None,
     destripe: bool | DestripeOptions = True,
     calibrate: bool | CalibrateOptions = True,
+    ensemble: int = 1,
 ) -> UpsampleResult:
     """Turn a thick-slice volume into a thin-slice one; every observed slice is kept (A x = y).
 
@@ -297,6 +299,9 @@ def upsample(
             own in-plane axes resampled to the output spacing, :mod:`.calibrate`; A x = y holds for any gain):
             True (default), False or :class:`CalibrateOptions`. ``result.detail_gain`` and a note give the gain;
             a volume too small to calibrate on keeps gain 1, and a note says so. DP-NSL only.
+        ensemble: 1 (default), 2, 4 or 8: average the network's estimate over that many in-plane flips/transposes
+            of the input (:mod:`.ensemble`; A x = y still holds), for that many times the network's time; a note
+            says so. DP-NSL only (the baselines are exactly symmetric).
 
     Raises:
         ValueError / TypeError: bad input, scale, method, acquisition, axis, model or device, with the fix.
@@ -312,6 +317,7 @@ def upsample(
     array, geometry = _as_array(volume)
     options = TilingOptions.from_value(tiling)
     dtype = resolve_output_dtype(output_dtype, array)
+    passes = check_ensemble(ensemble)
     header = volume.slice_thickness if isinstance(volume, Volume) else None
     choice = trained = None
     if method == "dpnsl":
@@ -341,19 +347,23 @@ def upsample(
         elif stripes is not None:
             notes.append(f"destripe: the detail's part locked to the slice phase removed (same-phase means over "
                          f"±{stripes.periods} period(s), in-plane sigma {stripes.sigma:g} voxels)")
+        if passes > 1:
+            notes.append(f"ensemble: the network's estimate averaged over {passes} in-plane flips/transposes of the "
+                         f"input ({passes}x the network time)")
         if fit is not None:
             if progress is not None:
                 progress(0.0, "calibrating the detail on the volume's in-plane axes")
             try:
                 calibration = fit_detail_gain(net, np.moveaxis(array, plan.slice_axis, 0),
                                               _spacing_first(geometry, plan), plan, dev,
-                                              normalizer=choice.normalizer, destripe=stripes, options=fit)
+                                              normalizer=choice.normalizer, destripe=stripes, options=fit,
+                                              ensemble=passes)
                 gain = calibration.gain
                 notes.append(calibration.text())
             except CalibrationUnavailableError as why:  # a tiny volume: said, and the detail kept as it is
                 notes.append(str(why))
         column, ticks = network_column(net, deg, choice.normalizer, options, dev, parts=return_parts, bounds=box,
-                                       destripe=stripes, detail_gain=gain)
+                                       destripe=stripes, detail_gain=gain, ensemble=passes)
         halo, n_experts = network_halo(net, stripes), net.config.n_experts
         source, kind, degrees, notes = choice.source, choice.normalizer.kind, tuple(net.config.degrees), \
             notes + list(choice.notes)

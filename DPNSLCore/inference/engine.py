@@ -22,6 +22,7 @@ from ..ops.destripe import DestripeOptions
 from ..ops.interpolation import interpolate
 from ..ops.operators import Degradation
 from .allocator import release_freed_memory
+from .ensemble import check_ensemble, ensemble_average
 from .tiling import CancelFn, Cancelled, ProgressFn, TilingOptions, ZWindow, plan_tiles, plan_z_windows
 
 _FLOAT32 = np.dtype(np.float32)
@@ -174,7 +175,8 @@ def _widen(keep: slice, by: int, size: int) -> slice:
 
 def network_column(model: DPNSL, degradation: Degradation, normalizer: IntensityNormalizer, tiling: TilingOptions,
                    device: torch.device, *, parts: bool, bounds: IntensityBounds | None = None,
-                   destripe: DestripeOptions | None = None, detail_gain: float = 1.0) -> tuple[ColumnFn, int]:
+                   destripe: DestripeOptions | None = None, detail_gain: float = 1.0,
+                   ensemble: int = 1) -> tuple[ColumnFn, int]:
     """Column function of a DP-NSL model and the number of progress ticks per column (read with
     :func:`network_halo`).
 
@@ -184,8 +186,10 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
     detail's phase-locked part is removed (:mod:`DPNSLCore.ops.destripe`, on the core widened by its reach, so the
     result does not depend on the tiles); the detail is scaled by ``detail_gain`` (:mod:`.calibrate`); and the
     output is kept inside ``bounds``
-    (:func:`DPNSLCore.ops.bounds.keep_in_bounds`). A x = y holds throughout.
+    (:func:`DPNSLCore.ops.bounds.keep_in_bounds`). With ``ensemble`` N > 1 the estimate of each window is the mean
+    over N in-plane flips/transposes of it (:mod:`.ensemble`), before the projection. A x = y holds throughout.
     """
+    check_ensemble(ensemble)
     estimator = model.estimator
     windows = plan_z_windows(degradation.n_lr, degradation.n_hr, degradation.scale, tiling.z_window,
                              estimator.z_receptive_radius)
@@ -195,7 +199,8 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
     def window_f(y_n: torch.Tensor, w: ZWindow, keep_y: slice, keep_x: slice):
         lo, hi = max(0, w.hr_start - margin), min(degradation.n_hr, w.hr_stop + margin)
         chunk = y_n[w.read_start:w.read_stop][None, None].to(device)
-        f, r = estimator(chunk, positions[lo:hi] - w.read_start, degradation.scale)
+        f, r = ensemble_average(lambda c: estimator(c, positions[lo:hi] - w.read_start, degradation.scale),
+                                chunk, ensemble)
         sel = slice(w.hr_start - lo, w.hr_stop - lo)
         return f[0, 0, sel, keep_y, keep_x].float().cpu(), r[0, :, sel, keep_y, keep_x].float().cpu()
 

@@ -174,7 +174,7 @@ class SliceSuperResolutionLogic:
 
     def _run(self, array: np.ndarray, plan, method: str, model, device: str, returnParts: bool,
              progress: ProgressFn | None, cancel: CancelFn | None, adapt: float | None = None, out=None,
-             tiling=None, destripe: bool = True, calibrate: bool = True, spacing=None):
+             tiling=None, destripe: bool = True, calibrate: bool = True, spacing=None, ensemble: int = 1):
         """One DPNSLCore.upsample call with ``plan``'s axis, scale and acquisition (resolved with the model's
         recorded acquisition by :meth:`plan`, so the panel's line and the run agree); the network gets the cached
         model. ``spacing``: the array's voxel size (mm, numpy order), which adaptation and calibration read."""
@@ -188,7 +188,7 @@ class SliceSuperResolutionLogic:
         if method == "dpnsl":
             device = enumValue(device, DeviceChoice, "device")
             options.update(model=self.loadModel(model, device), device=device, adapt=adapt or None,
-                           destripe=destripe, calibrate=calibrate)
+                           destripe=destripe, calibrate=calibrate, ensemble=ensemble)
         return core.upsample(array, plan.scale, **options)
 
     def upsample(self, inputNode, scale: float | None = None, *, spacing: float | None = None,
@@ -196,7 +196,7 @@ class SliceSuperResolutionLogic:
                  thicknessMm: float | None = None, profile: str | None = None, model=None, device: str = "auto",
                  sliceAxis: int | None = None, outputNode=None, returnParts: bool = False,
                  progress: ProgressFn | None = None, cancel: CancelFn | None = None, adapt: float | None = None,
-                 tiling=None, destripe: bool = True, calibrate: bool = True):
+                 tiling=None, destripe: bool = True, calibrate: bool = True, ensemble: int = 1):
         """Upsample ``inputNode`` along its slice axis into a new (or the given) volume node.
 
         Args:
@@ -220,6 +220,8 @@ class SliceSuperResolutionLogic:
                 A x = y still holds); False keeps the raw network detail.
             calibrate: fit one gain of the network's detail to this volume on its own in-plane axes first
                 (DPNSLCore.inference.calibrate; DP-NSL only; A x = y holds for any gain).
+            ensemble: 1 (off), 2, 4 or 8: average the network's estimate over that many in-plane flips/transposes
+                (DPNSLCore.inference.ensemble; that many times the network's time; A x = y still holds).
 
         Returns:
             The output volume node, or ``(outputNode, PartNodes)`` when ``returnParts`` is True.
@@ -240,7 +242,7 @@ class SliceSuperResolutionLogic:
 
         image, voxels = newImage(plan.output_shape, resolve_output_dtype("input", array))  # the node's own voxels
         result = self._run(array, plan, method, model, device, returnParts, stages.compute, cancel, adapt,
-                           out=voxels, tiling=tiling, destripe=destripe, calibrate=calibrate,
+                           out=voxels, tiling=tiling, destripe=destripe, calibrate=calibrate, ensemble=ensemble,
                            spacing=spacingZyx(ijkToRasArray(inputNode)))
         if result.volume is not voxels:  # a result computed elsewhere (never by DPNSLCore.upsample with `out`)
             voxels[...] = result.volume
@@ -269,7 +271,8 @@ class SliceSuperResolutionLogic:
                 methods: Sequence[str] = METHODS, degradation: str = "auto", thickness: float | None = None,
                 thicknessMm: float | None = None, profile: str | None = None, model=None, device: str = "auto",
                 sliceAxis: int | None = None, tableNode=None, chartNode=None, progress: ProgressFn | None = None,
-                cancel: CancelFn | None = None, adapt: float | None = None, calibrate: bool = True):
+                cancel: CancelFn | None = None, adapt: float | None = None, calibrate: bool = True,
+                ensemble: int = 1):
         """Per-slice MAE of each method against a thin-slice reference, as a table and a chart.
 
         With ``referenceNode=None`` the input plays the thin-slice truth: it is downsampled by ``scale`` with
@@ -308,7 +311,7 @@ class SliceSuperResolutionLogic:
         for index, method in enumerate(methods):
             part = _scaled(progress, index / len(methods), 1.0 / len(methods))
             result = self._run(observed, plan, method, model, device, False, part, cancel, adapt,
-                               calibrate=calibrate, spacing=observedSpacing)
+                               calibrate=calibrate, spacing=observedSpacing, ensemble=ensemble)
             if reference is None:
                 reference = resampleToGrid(referenceNode, plan.output_matrix(ijkToRas), result.volume.shape)
             curves[method] = charts.perSliceMae(result.volume, reference, axis)

@@ -7,8 +7,8 @@ reused, progress through every stage, cancel at any stage) is tested headless wi
 
 The panel's parameters are read by attribute from the parameter node (``DPNSLParameterNode`` in DPNSL.py):
 inputVolume, scaleMode, scale, targetSpacing, degradation, profile, thicknessMm (0: the slice spacing),
-model, checkpointPath, device, adapt / adaptSeconds, calibrate, outputVolume, showParts, showRouting, simulateReference,
-referenceVolume, compareTable, compareChart.
+model, checkpointPath, device, adapt / adaptSeconds, calibrate, ensemble, outputVolume, showParts, showRouting,
+simulateReference, referenceVolume, compareTable, compareChart.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class PanelView(Protocol):
     def showChart(self, chart) -> None: ...
 
 
+ENSEMBLE_PASSES = 8  # the panel's self-ensemble checkbox: all 8 in-plane symmetries (DPNSLCore.inference.ensemble)
 UPSAMPLE_TIP = "Upsample the input volume along its slice axis"
 COMPARE_TIP = "Per-slice MAE of linear, cubic and DP-NSL"
 
@@ -89,7 +90,8 @@ class PanelPresenter:
         """Keyword arguments of ``logic.upsample`` / ``logic.compare`` from the parameters."""
         return dict(self.scaleArguments(p), **self.acquisitionArguments(p),
                     model=self.logic.modelSpec(p.model.value, p.checkpointPath), device=p.device.value,
-                    adapt=float(p.adaptSeconds) if p.adapt else None, calibrate=bool(p.calibrate))
+                    adapt=float(p.adaptSeconds) if p.adapt else None, calibrate=bool(p.calibrate),
+                    ensemble=ENSEMBLE_PASSES if p.ensemble else 1)
 
     def checkRequest(self, p) -> str:
         """Why the request cannot run (the Upsample tooltip), or "" when it can."""

@@ -323,6 +323,9 @@ widgets["calibrateCheckBox"].checked = False
 assert p.calibrate is False
 widgets["calibrateCheckBox"].checked = True
 assert p.calibrate is True
+assert p.ensemble is False and not widgets["ensembleCheckBox"].checked  # off by default
+widgets["ensembleCheckBox"].checked = True
+assert p.ensemble is True
 deg = widgets["degradationComboBox"]
 print("degradation items:", deg.items)
 deg.currentIndex = [e for e in DegradationModel].index(DegradationModel.PROFILE)
@@ -356,6 +359,7 @@ print("request:", presenter.requestArguments(p))
 p2 = DPNSLParameterNode(raw)
 assert p2.profile == ProfileShape.GAUSSIAN and p2.thicknessMm == 10.0 and p2.adapt and p2.adaptSeconds == 120.0
 assert p2.calibrate is True and presenter.requestArguments(p)["calibrate"] is True
+assert p2.ensemble is True and presenter.requestArguments(p)["ensemble"] == 8
 assert p.checkpointPath == "" and presenter.state(p).checkpointPath == ""  # bound by the widget: never "."
 p.disconnectGui(tag)
 print("OK: every binding works with Slicer's parameterNodeWrapper")

@@ -227,6 +227,17 @@ def test_calibration_is_on_reads_the_nodes_spacing_and_keeps_the_acquired_slices
     assert "detail gain" not in plain.GetAttribute("DPNSL.notes")
 
 
+def test_the_self_ensemble_reaches_the_run_and_is_said(logic, makeVolume):
+    node = makeVolume(smoothVolume((6, 24, 24)) * 400.0 - 900.0, makeIjkToRas(SPACINGS[0]))
+    run = dict(model="ct", device="cpu", degradation="decimate", calibrate=False)
+    eight, one = logic.upsample(node, 2, ensemble=8, **run), logic.upsample(node, 2, **run)
+    assert "ensemble: the network's estimate averaged over 8 in-plane flips" in eight.GetAttribute("DPNSL.notes")
+    assert "ensemble" not in one.GetAttribute("DPNSL.notes")
+    voxels = slicer.util.arrayFromVolume(eight)
+    np.testing.assert_array_equal(voxels[::2], slicer.util.arrayFromVolume(node))  # acquired slices unchanged
+    assert not np.array_equal(voxels, slicer.util.arrayFromVolume(one))
+
+
 def _thickCt(makeVolume):
     return makeVolume(smoothVolume((4, 12, 10)) - 900.0, makeIjkToRas(SPACINGS[0]), "thick")
 

@@ -61,7 +61,7 @@ def _panel(inputNode, **overrides):
     values = dict(inputVolume=inputNode, scaleMode=ScaleMode.FACTOR, scale=2.0, targetSpacing=1.0,
                   degradation=DegradationModel.DECIMATE, profile=ProfileShape.BOX, thicknessMm=0.0,
                   model=ModelChoice.CT, checkpointPath="", device=DeviceChoice.CPU, adapt=False, adaptSeconds=60.0,
-                  calibrate=True, outputVolume=None,
+                  calibrate=True, ensemble=False, outputVolume=None,
                   showParts=True, showRouting=False, simulateReference=True, referenceVolume=None,
                   compareTable=None, compareChart=None)
     values.update(overrides)
@@ -158,15 +158,16 @@ def test_the_panel_maps_to_logic_arguments_with_the_thickness_in_mm(scene, thick
     presenter = PanelPresenter(_Logic(), RecordingView())
     assert presenter.requestArguments(_panel(thick, scaleMode=ScaleMode.SPACING)) == dict(
         spacing=1.0, degradation="decimate", profile="box", thicknessMm=None, model="ct", device="cpu", adapt=None,
-        calibrate=True)
+        calibrate=True, ensemble=1)
     assert presenter.requestArguments(_panel(thick, adapt=True, adaptSeconds=30.0))["adapt"] == 30.0
+    assert presenter.requestArguments(_panel(thick, ensemble=True))["ensemble"] == 8  # all 8 in-plane symmetries
     assert presenter.requestArguments(_panel(thick, calibrate=False))["calibrate"] is False
     assert presenter.state(_panel(thick, adapt=True)).adaptEnabled
     assert not presenter.state(_panel(thick)).adaptEnabled
     args = presenter.requestArguments(_panel(thick, degradation=DegradationModel.PROFILE,
                                              profile=ProfileShape.GAUSSIAN, thicknessMm=4.5))
     assert (args["degradation"], args["profile"], args["thicknessMm"]) == ("profile", "gaussian", 4.5)
-    run_only = ("model", "device", "adapt", "calibrate")
+    run_only = ("model", "device", "adapt", "calibrate", "ensemble")
     plan = presenter.logic.plan(thick, **{k: v for k, v in args.items() if k not in run_only})
     assert plan.thickness == 1.5 and plan.profile == "gaussian"  # 4.5 mm over the 3 mm slice spacing
 
