@@ -61,6 +61,14 @@ def test_the_average_keeps_non_square_shapes_and_leading_dims():
     torch.testing.assert_close(out, y[:, :, :2] ** 2)
 
 
+def test_the_average_never_writes_into_what_fn_returned():
+    kept = torch.arange(24, dtype=torch.float32).reshape(1, 2, 3, 4)
+    before = kept.clone()
+    (mean,) = ensemble_average(lambda t: (kept,), torch.zeros(1, 2, 3, 4), 2)
+    assert torch.equal(kept, before)
+    assert torch.equal(mean, (before + before.flip(-1)) / 2)
+
+
 @pytest.mark.parametrize("kind,scale", [("decimate", 3), ("profile", 4), ("sample", 2.5)])
 def test_upsample_with_ensemble_is_consistent_and_exactly_symmetric(kind, scale):
     y = torch.rand(8, 14, 14, generator=torch.Generator().manual_seed(5)).numpy()

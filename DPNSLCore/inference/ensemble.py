@@ -63,5 +63,6 @@ def ensemble_average(fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], y: 
     total: list[torch.Tensor] | None = None
     for transpose, dims in _SYMMETRIES[:size]:
         outs = [_inverse(o, transpose, dims).float() for o in fn(_forward(y, transpose, dims))]
-        total = outs if total is None else [t.add_(o) for t, o in zip(total, outs, strict=True)]
+        # the first pass is copied: the sums are made in place and must never write into what fn returned
+        total = [o.clone() for o in outs] if total is None else [t.add_(o) for t, o in zip(total, outs, strict=True)]
     return tuple(t.div_(size) for t in total)
