@@ -10,7 +10,8 @@ are the windows; pixels are square in mm (the through-plane axis is resampled fo
 A MODEL ending in ``:no-destripe`` runs with ``destripe=False`` (upsample's default is on), one ending in
 ``:no-calibrate`` with ``calibrate=False`` (the detail as the network made it), one ending in ``:sigma=S`` with
 ``DestripeOptions(sigma=S)`` (the in-plane reach of the destripe estimate, in voxels), one ending in ``:box=T`` or
-``:gaussian=T`` assumes that slice profile of thickness T spacings. ``--reference THIN`` adds a first row: a thin
+``:gaussian=T`` assumes that slice profile of thickness T spacings, one ending in ``:ensemble=N`` runs the in-plane
+self-ensemble of N passes. ``--reference THIN`` adds a first row: a thin
 series of the same session (the real phantom pair), resampled onto the output grid.
 """
 
@@ -43,8 +44,8 @@ def _coronal(volume: np.ndarray, row: int, dz: float, dx: float) -> np.ndarray:
 
 
 def _options(flag: str) -> dict:
-    """upsample's ``destripe`` and ``calibrate`` for a MODEL's flag: "" (defaults), "no-destripe", "sigma=S" or
-    "no-calibrate"."""
+    """upsample's options for a MODEL's flag: "" (defaults), "no-destripe", "sigma=S", "no-calibrate", "box=T",
+    "gaussian=T" or "ensemble=N"."""
     if flag == "":
         return {}
     if flag == "no-destripe":
@@ -53,11 +54,13 @@ def _options(flag: str) -> dict:
         return {"calibrate": False}
     if flag.startswith("sigma="):
         return {"destripe": DestripeOptions(sigma=float(flag.removeprefix("sigma=")))}
+    if flag.startswith("ensemble="):
+        return {"ensemble": int(flag.removeprefix("ensemble="))}
     for profile in ("box", "gaussian"):
         if flag.startswith(f"{profile}="):
             return {"degradation": "profile", "profile": profile, "thickness": float(flag.removeprefix(f"{profile}="))}
-    raise SystemExit(f"error: unknown model flag {flag!r}: use :no-destripe, :no-calibrate, :sigma=S, :box=T or "
-                     ":gaussian=T")
+    raise SystemExit(f"error: unknown model flag {flag!r}: use :no-destripe, :no-calibrate, :sigma=S, :box=T, "
+                     ":gaussian=T or :ensemble=N")
 
 
 def main(argv: list[str] | None = None) -> int:
