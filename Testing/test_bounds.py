@@ -194,3 +194,41 @@ def test_the_exact_projection_gives_up_a_column_that_cannot_converge_and_still_s
     x, solved, taken = closest_in_box(x0, y, matrix, 0.0, 1.0)
     assert solved.tolist() == [False, True] and taken == 2 * STALL_STEPS < 30  # not run to the 30-step limit
     assert float((x[1] @ matrix.T - possible).abs().max()) < 1e-9 and 0 <= float(x[1].min()) <= float(x[1].max()) <= 1
+
+
+def test_the_box_is_narrowed_to_an_integer_output_type():
+    box = IntensityBounds(-10.0, 750.0, "MR rule")
+    narrowed = box.within_type(np.dtype(np.uint8))
+    assert (narrowed.low, narrowed.high) == (0.0, 255.0) and "within uint8's range [0, 255]" in narrowed.rule
+    assert box.within_type(np.dtype(np.float32)) is box and box.within_type(np.dtype(np.int16)) is box
+    with pytest.raises(ValueError, match="do not overlap"):
+        IntensityBounds(300.0, 750.0, "r").within_type(np.dtype(np.uint8))
+
+
+def _bright_uint8_ball() -> DPNSLCore.Volume:
+    """A 200 ball in a 40 background, uint8, 4 mm slices: the MR box (up to 280) is wider than uint8 holds, and
+    the shipped MR model's thin slices overshoot 255 at the ball's edges."""
+    z, y, x = np.mgrid[:12, :40, :40]
+    r = np.sqrt(((z - 6) * 4.0) ** 2 + ((y - 20) * 0.8) ** 2 + ((x - 20) * 0.8) ** 2)
+    geometry = DPNSLCore.Geometry(spacing=(0.8, 0.8, 4.0), origin=(0.0, 0.0, 0.0), direction=tuple(np.eye(3).ravel()))
+    return DPNSLCore.Volume(np.where(r < 12, 200, 40).astype(np.uint8), geometry)
+
+
+def test_an_integer_output_is_kept_in_its_type_so_the_cast_does_not_break_consistency():
+    ball = _bright_uint8_ball()
+    out = DPNSLCore.upsample(ball, 2, device="cpu", output_dtype="input")
+    assert out.volume.dtype == np.uint8 and out.consistency_error <= 0.5  # the rounding only
+    assert any("within uint8's range [0, 255]" in note for note in out.notes)
+    assert not any("were clipped when converting" in note for note in out.notes)
+    free = DPNSLCore.upsample(ball, 2, device="cpu", output_dtype="input", bounds=None)  # what the cast alone does
+    assert free.consistency_error > 5
+    clipped = [note for note in free.notes if "were clipped when converting" in note]
+    assert len(clipped) == 1 and clipped[0].startswith("warning: ") and "uint8's range [0, 255]" in clipped[0]
+    assert f"max |A x - y| after it: {free.consistency_error:.3g}" in clipped[0]
+
+
+def test_an_integer_output_type_must_hold_the_input():
+    values = np.linspace(-5.0, 300.0, 4 * 6 * 6, dtype=np.float32).reshape(4, 6, 6)
+    with pytest.raises(ValueError, match=r"uint8 holds \[0, 255\], the input's values span \[-5, 300\]"):
+        DPNSLCore.upsample(values, 2, method="linear", output_dtype=np.uint8)
+    assert DPNSLCore.upsample(values, 2, method="linear", output_dtype=np.int16).volume.dtype == np.int16

@@ -157,3 +157,19 @@ def test_engine_writes_integer_outputs_rounded_and_reports_their_consistency():
                      steps_per_column=1, out_dtype=np.dtype(np.int16))
     assert out.output.dtype == np.int16 and out.consistency_error == 0.0  # rounding restores the observed slices
     np.testing.assert_array_equal(out.output[::2], y)
+
+
+def test_engine_counts_the_voxels_an_integer_output_type_cannot_hold():
+    def column(y_read, keep_y, keep_x, tick):
+        y = y_read[:, keep_y, keep_x]
+        hr = torch.repeat_interleave(y, 2, dim=0)[:-1]
+        hr[1::2] = 300.0  # synthesised slices above uint8's range; the observed ones inside
+        return ColumnResult(hr)
+
+    y = np.full((4, 3, 3), 7, np.uint8)
+    out = run_volume(y, 0, make_degradation("decimate", 2, 4), column, halo=0, tiling=TilingOptions(2),
+                     steps_per_column=1, out_dtype=np.dtype(np.uint8))
+    assert out.type_clipped == 3 * 3 * 3 and out.output.max() == 255 and out.consistency_error == 0.0
+    floats = run_volume(y, 0, make_degradation("decimate", 2, 4), column, halo=0, tiling=TilingOptions(2),
+                        steps_per_column=1)
+    assert floats.type_clipped == 0 and floats.output.max() == 300.0

@@ -104,6 +104,23 @@ def _check_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) 
         raise ValueError("`out` must be writeable")
 
 
+def _check_type_holds_input(array: np.ndarray, dtype: np.dtype) -> None:
+    """An integer output type must hold the input's values: the acquired slices are kept, not clipped."""
+    if not np.issubdtype(dtype, np.integer) or array.dtype == dtype:
+        return
+    info, low, high = np.iinfo(dtype), float(array.min()), float(array.max())
+    if low < info.min or high > info.max:
+        raise ValueError(f"the output type {dtype} holds [{info.min}, {info.max}], the input's values span "
+                         f"[{low:g}, {high:g}]: the acquired slices would be clipped; choose float32 or a wider type")
+
+
+def _type_clipped_note(clipped: int, total: int, dtype: np.dtype, error: float) -> str:
+    info = np.iinfo(dtype)
+    return (f"warning: {clipped} voxel(s) ({100.0 * clipped / max(total, 1):.3g} %) fell outside {dtype}'s range "
+            f"[{info.min}, {info.max}] and were clipped when converting (max |A x - y| after it: {error:.3g}); "
+            "write float32 (output_dtype='float32', --output-dtype float32) to keep them")
+
+
 def _filled_note(volume: object) -> list[str]:
     """What the reader did about slices missing from a series (see :func:`DPNSLCore.io.volumes.read_volume`)."""
     filled = volume.filled_slices if isinstance(volume, Volume) else ()
@@ -317,6 +334,7 @@ def upsample(
     array, geometry = _as_array(volume)
     options = TilingOptions.from_value(tiling)
     dtype = resolve_output_dtype(output_dtype, array)
+    _check_type_holds_input(array, dtype)
     passes = check_ensemble(ensemble)
     header = volume.slice_thickness if isinstance(volume, Volume) else None
     choice = trained = None
@@ -340,6 +358,7 @@ def upsample(
                                                  progress, cancel)
             notes.append(adapt_note)
         box = _bounds(bounds, array, choice.normalizer)
+        box = None if box is None else box.within_type(dtype)
         stripes = DestripeOptions.from_value(destripe)
         if stripes is not None and phase_period(plan.scale) is None:
             notes.append(f"destripe: off, the scale {plan.scale:g} has no short phase period")
@@ -375,6 +394,8 @@ def upsample(
                         out=out)
     if result.bounds is not None:
         notes.append(result.bounds.text(box))
+    if result.type_clipped:
+        notes.append(_type_clipped_note(result.type_clipped, result.output.size, dtype, result.consistency_error))
 
     def back(a: np.ndarray | None, lead: int = 0) -> np.ndarray | None:
         if a is None:

@@ -49,6 +49,7 @@ class VolumeResult:
     routing: np.ndarray | None
     consistency_error: float
     bounds: BoundsReport | None = None
+    type_clipped: int = 0  # voxels outside the output type's range, clipped when converting
 
 
 #: ``column(y_read, keep_y, keep_x, tick) -> ColumnResult``: y_read is the (n_lr, h + halo, w + halo) float32
@@ -75,13 +76,16 @@ def is_out_of_memory(err: BaseException) -> bool:
                                               or "not enough memory" in text)
 
 
-def _convert(values: torch.Tensor, dtype: np.dtype) -> np.ndarray:
-    """Float values to ``dtype``: integers are rounded to nearest and clipped to the type's range."""
+def _convert(values: torch.Tensor, dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """Float values to ``dtype`` and how many voxels the type could not hold: integers are rounded to nearest and
+    clipped to the type's range (those are counted: clipping them can break A x = y)."""
     array = values.numpy()
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return np.clip(np.rint(array), info.min, info.max).astype(dtype)
-    return array.astype(dtype, copy=False)
+        rounded = np.rint(array)
+        clipped = int(np.count_nonzero((rounded < info.min) | (rounded > info.max)))
+        return np.clip(rounded, info.min, info.max).astype(dtype), clipped
+    return array.astype(dtype, copy=False), 0
 
 
 def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, column: ColumnFn, *, halo: int,
@@ -113,7 +117,7 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
         routing = np.empty((n_experts, n_hr, height, width), np.float32) if parts and n_experts else None
     except MemoryError as err:
         raise memory_error(err, tiling) from err
-    total, done, error, report = len(tiles) * steps_per_column, 0, 0.0, None
+    total, done, error, report, type_clipped = len(tiles) * steps_per_column, 0, 0.0, None, 0
 
     def tick(message: str) -> None:
         nonlocal done
@@ -130,12 +134,13 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
         y_read = torch.from_numpy(np.ascontiguousarray(view[:, ty.read, tx.read], dtype=np.float32))
         try:
             res = column(y_read, ty.keep, tx.keep, tick_tile)
-            block = _convert(res.output, out_dtype)
+            block, clipped = _convert(res.output, out_dtype)
         except (RuntimeError, MemoryError) as err:
             if is_out_of_memory(err):
                 raise memory_error(err, tiling) from err
             raise
         output[:, ty.write, tx.write] = block
+        type_clipped += clipped
         if res.bounds is not None:
             report = res.bounds if report is None else report.merge(res.bounds)
         y_core = y_read[:, ty.keep, tx.keep]
@@ -150,7 +155,7 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
         if tiling.release_memory:
             release_freed_memory()
         tick_tile("written")
-    return VolumeResult(output, anchor, detail, routing, error, report)
+    return VolumeResult(output, anchor, detail, routing, error, report, type_clipped)
 
 
 def baseline_column(degradation: Degradation, method: str) -> ColumnFn:

@@ -67,6 +67,25 @@ class IntensityBounds:
             return cls(low, high, "CT: from air (-1024 HU) to max(3071 HU, input max + 10 % of its range)")
         return cls(low, high, "MR: not negative, at most the input's maximum + 50 % of its range")
 
+    def within_type(self, dtype: np.dtype) -> IntensityBounds:
+        """This box narrowed to what the integer output type ``dtype`` can hold (itself for a float type or a box
+        already inside): the cast would otherwise clip those voxels after the projection and break A x = y.
+
+        Raises:
+            ValueError: the box and the type's range do not overlap.
+        """
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.integer):
+            return self
+        info = np.iinfo(dtype)
+        low, high = max(self.low, float(info.min)), min(self.high, float(info.max))
+        if (low, high) == (self.low, self.high):
+            return self
+        if not low < high:
+            raise ValueError(f"the output type {dtype} [{info.min}, {info.max}] and the intensity range "
+                             f"[{self.low:g}, {self.high:g}] do not overlap")
+        return IntensityBounds(low, high, f"{self.rule}; within {dtype}'s range [{info.min}, {info.max}]")
+
 
 @dataclass(frozen=True)
 class BoundsReport:
