@@ -107,7 +107,11 @@ def test_spacing_without_geometry_is_rejected():
 
 def test_target_spacing_not_below_the_current_is_explained():
     with pytest.raises(ValueError, match=r"`scale` must be > 1, got 1; .* target spacing below the current 3 mm"):
-        UpsampleRequest(spacing=3.0).resolve((4, 4, 4), spacing_zyx=(3.0, 1.0, 1.0))
+        UpsampleRequest(scale=1.0).resolve((4, 4, 4), spacing_zyx=(3.0, 1.0, 1.0))
+    for target in (3.0, 6.0):
+        with pytest.raises(ValueError, match=rf"`spacing` must be below the current 3 mm along the slice axis "
+                                             rf".*got {target:g} mm \(scale {3 / target:.4g}\)"):
+            UpsampleRequest(spacing=target).resolve((4, 4, 4), spacing_zyx=(3.0, 1.0, 1.0))
 
 
 def test_decimate_with_a_non_integer_scale_is_rejected():

@@ -135,6 +135,10 @@ class UpsampleRequest:
             kind = "decimate" if _is_number(raw) and is_integer_scale(float(raw)) else "sample"
             notes.append(f"acquisition {kind} (auto: {'integer' if kind == 'decimate' else 'non-integer'} scale)")
         if _is_number(raw) and float(raw) <= 1.0:  # say what the current spacing is, when known
+            if self.scale is None:  # a target spacing: name it, not the scale it implies
+                raise ValueError(f"`spacing` must be below the current {current:.4g} mm along the slice axis "
+                                 f"(DPNSL makes slices thinner), got {float(self.spacing):g} mm (scale "
+                                 f"{float(raw):.4g})")
             below = "" if current is None else f", or a target spacing below the current {current:.4g} mm"
             raise ValueError(f"`scale` must be > 1, got {float(raw):g}; use a factor such as 2.5{below}")
         scale = check_scale(raw, kind)
