@@ -216,6 +216,42 @@ def test_dicom_series_with_variable_spacing_is_refused(tmp_path: Path) -> None:
         read_volume(tmp_path)
 
 
+def _rewrite_tag(file: Path, tag: str, value: str) -> None:
+    """Change one header tag of a written DICOM file in place."""
+    image = sitk.ReadImage(str(file))
+    image.SetMetaData(tag, value)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    writer.SetFileName(str(file))
+    writer.Execute(image)
+
+
+def test_a_gantry_tilted_dicom_series_is_refused_with_its_angle(tmp_path: Path) -> None:
+    geometry = Geometry((0.6, 0.8, 5.0))
+    _write_dicom_series(tmp_path, Volume(np.zeros((6, 6, 7), dtype=np.int16), geometry), "8", "s")
+    shift = 5.0 * np.tan(np.radians(15.0))  # each slice 15 degrees off the normal, as a tilted gantry steps
+    for k in range(6):
+        _rewrite_tag(tmp_path / f"s{k:03d}.dcm", "0020|0032", f"0\\{k * shift:.6f}\\{5.0 * k:.6f}")
+    with pytest.raises(ValueError, match=r"is tilted: its slices step 15 degrees off their normal \(gantry tilt\), "
+                                         r"so a regular grid would place s005.dcm 6.7 mm from its true position"):
+        read_volume(tmp_path)
+
+
+def test_a_series_that_is_tilted_by_less_than_the_header_precision_is_read(tmp_path: Path) -> None:
+    geometry = Geometry((0.6, 0.8, 5.0))
+    _write_dicom_series(tmp_path, Volume(np.zeros((6, 6, 7), dtype=np.int16), geometry), "9", "s")
+    _rewrite_tag(tmp_path / "s003.dcm", "0020|0032", "0.01\\-0.01\\15.0")  # rounding in the header, not a tilt
+    assert read_volume(tmp_path).array.shape == (6, 6, 7)
+
+
+def test_a_series_that_mixes_slice_orientations_is_refused(tmp_path: Path) -> None:
+    geometry = Geometry((0.6, 0.8, 5.0))
+    _write_dicom_series(tmp_path, Volume(np.zeros((6, 6, 7), dtype=np.int16), geometry), "10", "s")
+    _rewrite_tag(tmp_path / "s004.dcm", "0020|0037", "1\\0\\0\\0\\0\\-1")  # a coronal slice among axial ones
+    with pytest.raises(ValueError, match=r"mixes slice orientations: s004.dcm is not parallel to s000.dcm"):
+        read_volume(tmp_path)
+
+
 # ------------------------------------------------------------------------------------------- error paths
 def test_missing_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -216,6 +216,8 @@ def _read_dicom_series(folder: Path) -> Volume:
 
 
 _GAP_TOLERANCE = 0.01  # relative deviation of a slice step from the median step that counts as irregular
+_LATERAL_TOLERANCE_MM = 0.05  # slice positions off the line along the normal by more: a tilted (sheared) series
+_NORMAL_TOLERANCE = 1e-3  # difference of two slices' unit normals that counts as another orientation
 
 
 def _slice_position(path: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -263,7 +265,9 @@ def slice_lattice(files: list[str] | tuple[str, ...]) -> SliceLattice | None:
     if any(i is None for i in info):
         return None  # no positions in the headers: nothing to check against
     normal = info[0][1]
+    _check_one_orientation(files, [n for _, n in info])
     along = np.array([float(pos @ normal) for pos, _ in info])
+    _check_not_tilted(files, np.array([pos for pos, _ in info]), along, normal)
     steps = np.diff(along)
     median = float(np.median(steps))
     if median == 0 or not np.all(np.isfinite(steps)):
@@ -283,6 +287,38 @@ def slice_lattice(files: list[str] | tuple[str, ...]) -> SliceLattice | None:
         )
     index = np.concatenate([[0], np.cumsum(whole.astype(np.int64))])
     return SliceLattice(index, abs(median), along)
+
+
+def _check_one_orientation(files: list[str] | tuple[str, ...], normals: list[np.ndarray]) -> None:
+    """Every slice of a stack must share one ImageOrientationPatient (a localizer or a second orientation in the
+    same series would be stacked as if parallel)."""
+    for k, other in enumerate(normals):
+        if np.linalg.norm(other - normals[0]) > _NORMAL_TOLERANCE:
+            raise ValueError(
+                f"the DICOM series in {str(Path(files[0]).parent)!r} mixes slice orientations: "
+                f"{Path(files[k]).name} is not parallel to {Path(files[0]).name} (ImageOrientationPatient); export "
+                "the slices of one orientation as their own series")
+
+
+def _check_not_tilted(files: list[str] | tuple[str, ...], positions: np.ndarray, along: np.ndarray,
+                      normal: np.ndarray) -> None:
+    """The slices must step along their normal. A gantry-tilted CT steps at an angle to it: its voxels lie on a
+    sheared grid, which a volume's direction matrix cannot describe, so every slice after the first would be
+    placed off its true position (and the reported spacing would be the oblique distance)."""
+    offsets = positions - positions[0]
+    lateral = offsets - np.outer(along - along[0], normal)  # each slice's offset across its normal
+    drift = np.linalg.norm(lateral, axis=1)
+    worst = int(np.argmax(drift))
+    if drift[worst] <= _LATERAL_TOLERANCE_MM:
+        return
+    angle = float(np.degrees(np.arctan2(drift[worst], abs(along[worst] - along[0]))))
+    raise ValueError(
+        f"the DICOM series in {str(Path(files[0]).parent)!r} is tilted: its slices step {angle:.3g} degrees off "
+        f"their normal (gantry tilt), so a regular grid would place {Path(files[worst]).name} {drift[worst]:.3g} mm "
+        "from its true position; DPNSL upsamples along the slice normal and does not resample the slices: correct "
+        "the tilt first (dcm2niix resamples tilted series), or load the series in 3D Slicer's DICOM module with "
+        "'Acquisition geometry regularization' on (Application settings, DICOM), which places it through a "
+        "transform that the DPNSL module's output follows")
 
 
 def _onto_lattice(volume: Volume, lattice: SliceLattice, thickness: float | None) -> Volume:
