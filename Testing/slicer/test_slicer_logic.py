@@ -107,6 +107,17 @@ def test_output_node_and_parts_are_reused(logic, scene, makeVolume):
     assert scene.GetNodeByID(parts1.anchor.GetID()) is None
 
 
+def test_output_and_parts_follow_the_inputs_transform(logic, scene, makeVolume):
+    """A volume under a transform (a registration, or the acquisition transform Slicer's DICOM module gives a tilted
+    series) is upsampled in its own space: the output and its parts must sit under the same transform to overlay."""
+    node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]))
+    transform = scene.AddNewNodeByClass("vtkMRMLGridTransformNode")
+    node.SetAndObserveTransformNodeID(transform.GetID())
+    output, nodes = logic.upsample(node, 2, method="linear", returnParts=True)
+    assert output.GetTransformNodeID() == transform.GetID()
+    assert nodes.anchor.GetTransformNodeID() == transform.GetID() == nodes.detail.GetTransformNodeID()
+
+
 def test_new_output_by_default_never_the_input(logic, makeVolume):
     node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]), "thick")
     a, b = logic.upsample(node, 2, method="linear"), logic.upsample(node, 2, method="linear")
