@@ -208,3 +208,29 @@ def test_ensemble_is_said_and_a_bad_size_is_refused_before_any_output(small_inpu
         main([str(small_input), "-o", str(bad), "--scale", "2", "--ensemble", "3"])
     assert "--ensemble: invalid choice: 3 (choose from 1, 2, 4, 8)" in capsys.readouterr().err
     assert not bad.exists()
+
+
+def test_ctrl_c_during_the_run_or_the_writing_leaves_no_output(small_input, tmp_path, capsys, monkeypatch):
+    import DPNSLCore.cli.upsample as cli
+
+    out, parts = tmp_path / "x.nii.gz", tmp_path / "parts"
+    written, write = [], cli.write_volume
+
+    def interrupted_at_the_second_file(volume, path):
+        written.append(path)
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        write(volume, path)
+
+    monkeypatch.setattr(cli, "write_volume", interrupted_at_the_second_file)
+    args = [str(small_input), "-o", str(out), "--scale", "2", "--method", "linear", "--save-parts", str(parts),
+            "--quiet"]
+    assert main(args) == 130
+    assert "interrupted: nothing written" in capsys.readouterr().err
+    assert not out.exists() and not any(parts.iterdir()) and len(written) == 2
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "upsample", interrupted)
+    assert main(args) == 130 and not out.exists()

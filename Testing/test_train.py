@@ -58,6 +58,31 @@ def test_run_writes_model_state_best_and_log(ct_file, tmp_path):
     assert best == pytest.approx(max(float(r["val_mean_gain"]) for r in rows if r["val_mean_gain"]), abs=1e-4)
 
 
+def test_ctrl_c_keeps_the_last_checkpoint_says_how_to_resume_and_the_resume_is_exact(ct_file, tmp_path, capsys,
+                                                                                       monkeypatch):
+    import DPNSLCore.training.train as module
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(tiny_run(ct_file, straight, 4, "--checkpoint-every", "2")) == 0
+    calls, optimise = [], module._optimise
+
+    def interrupted_at_step_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return optimise(*args, **kwargs)
+
+    monkeypatch.setattr(module, "_optimise", interrupted_at_step_3)
+    assert main(tiny_run(ct_file, split, 4, "--checkpoint-every", "2")) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted: the checkpoints written so far in {split} are kept" in err
+    assert f"--resume {split}" in err and ts.load_state(split)["step"] == 2
+    monkeypatch.setattr(module, "_optimise", optimise)
+    assert main(["--resume", str(split), "--steps", "4", "--quiet"]) == 0
+    a, b = load_file(straight / ts.MODEL_FILE), load_file(split / ts.MODEL_FILE)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_metric_log_drops_rows_after_the_resumed_step(tmp_path):
     log = ts.MetricLog(tmp_path / "log.csv", ["step", "loss"])
     for step in range(1, 6):

@@ -191,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             paths = part_paths(parts_dir, stem, result.expert_degrees)
             files += [(Volume(a, result.geometry), paths[name]) for name, a in named.items() if a is not None]
         write_all(files)
-    except Cancelled:
-        print("cancelled: nothing written", file=sys.stderr)
+    except (Cancelled, KeyboardInterrupt) as why:  # the Python API's cancel, or Ctrl-C: no output is left behind
+        print(f"{'cancelled' if isinstance(why, Cancelled) else 'interrupted'}: nothing written", file=sys.stderr)
         return 130
     except (ValueError, TypeError, FileNotFoundError, MemoryError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

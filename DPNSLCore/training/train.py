@@ -388,14 +388,21 @@ def train(args: argparse.Namespace) -> TrainResult:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
-        result = train(resolve_args(argv))
+        args = resolve_args(argv)
+        result = train(args)
         if not dist.is_initialized() or dist.get_rank() == 0:
             print(f"done: {result.step} steps in {result.out}, best mean validation gain over linear "
                   f"{result.best_gain:+.2f} dB")
     except (ValueError, TypeError, FileNotFoundError, MemoryError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # checkpoints are written atomically: the last one is whole and resumes exactly
+        where = "" if args is None else (f": the checkpoints written so far in {args.out} are kept; continue "
+                                         f"exactly where the last one stopped with --resume {args.out}")
+        print(f"interrupted{where}", file=sys.stderr)
+        return 130
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
