@@ -152,7 +152,7 @@ def test_scale_at_most_one_is_rejected(logic, makeVolume, scale):
 
 def test_target_spacing_coarser_than_input_is_rejected(logic, makeVolume):
     node = makeVolume(smoothVolume((4, 5, 6)), makeIjkToRas(SPACINGS[0]))
-    with pytest.raises(ValueError, match=r"`scale` must be > 1, got 0.5"):
+    with pytest.raises(ValueError, match=r"`spacing` must be below the current 3 mm .*got 6 mm \(scale 0.5\)"):
         logic.upsample(node, spacing=6.0, method="linear", degradation="sample")
 
 
