@@ -240,3 +240,20 @@ def test_hr_axes_score_a_thick_scan_along_its_in_plane_axes_and_a_thin_one_along
     assert volume_views(thin, "auto") == [thin] and len(volume_views(thick, "auto")) == 2
     with pytest.raises(ValueError, match="'z', 'hr' or 'auto'"):
         volume_views(thick, "all")
+
+
+def test_dpnsl_gets_the_products_mr_input_rule_on_a_normalised_stack():
+    """The protocol normalises MR by min/max; the network then gets upsample's own MR input rule, as users do."""
+    from DPNSLCore.evaluation.evaluate import upsample_normalised
+
+    rng = np.random.default_rng(0)
+    lr = rng.uniform(0.0, 0.4, (5, 12, 12)).astype(np.float32)
+    lr[2, 3, 3] = 1.0  # one bright voxel: the protocol's maximum
+    model = build_model(PRESETS["lean"].replace(modality="mr"))
+    result = upsample_normalised(lr, 2, "dpnsl", model=model, normalizer=IntensityNormalizer("mr", 1.0, 0.0),
+                                 device="cpu", calibrate=False)
+    assert any(note.startswith("MR intensities given to the network from ") and "the maximum 1 lies" in note
+               for note in result.notes)
+    ct = upsample_normalised(lr, 2, "dpnsl", model=build_model(PRESETS["lean"].replace(modality="ct")),
+                             normalizer=IntensityNormalizer.for_ct(), device="cpu", calibrate=False)
+    assert not any(note.startswith("MR intensities") for note in ct.notes)  # CT: the HU window, as given

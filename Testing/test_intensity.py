@@ -110,3 +110,17 @@ def test_for_volume_auto_and_bad_modality() -> None:
     assert IntensityNormalizer.for_volume(np.array([1.0, 3.0])).kind == "mr"
     with pytest.raises(ValueError, match="`modality` must be 'auto', 'ct' or 'mr'"):
         IntensityNormalizer.for_volume(np.array([1.0, 3.0]), modality="xray")
+
+
+def test_mr_input_rule_ends_at_the_99_9th_percentile_not_at_a_few_bright_voxels() -> None:
+    values = np.linspace(10.0, 1010.0, 100_000).astype(np.float32)
+    values[-20:] = 50_000.0  # 0.02 % of the voxels: vessels, fat or a spike
+    rule = IntensityNormalizer.for_mr_input(values)
+    assert rule.offset == 10.0 and rule.offset + rule.scale == pytest.approx(np.percentile(values, 99.9))
+    assert float(rule.forward(np.float32(50_000.0))) == 1.0  # saturates in the network's input
+    assert IntensityNormalizer.for_mr(values).scale == 50_000.0 - 10.0  # the protocol's rule is unchanged
+    sparse = np.zeros(10_000, np.float32)
+    sparse[:5] = 7.0  # the percentile is the minimum: the maximum is used instead
+    assert IntensityNormalizer.for_mr_input(sparse).scale == 7.0
+    with pytest.raises(ValueError, match=r"`percentile` must lie in \(0, 100\]"):
+        IntensityNormalizer.for_mr_input(values, percentile=0)

@@ -104,10 +104,14 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
         return upsample(lr, scale, method=method, **acquisition)
     if model is None or normalizer is None:
         raise ValueError("method 'dpnsl' needs a model and the volume's normalizer")
-    identity = IntensityNormalizer(normalizer.kind, 1.0, 0.0)  # the stack is already normalised
+    # the stack is already normalised: CT as the network expects it, MR by the protocol's min/max, which the
+    # network's input rule (the product's, upsample's default) then rescales from this stack (not a constant one,
+    # e.g. a validation block of background: no rule rescales that)
+    constant = float(lr.max()) <= float(lr.min())
+    rule = IntensityNormalizer(normalizer.kind, 1.0, 0.0) if normalizer.kind == "ct" or constant else None
     stack = lr if spacing_zyx is None else Volume(lr, Geometry.from_spacing_zyx(spacing_zyx))
     return upsample(stack, scale, model=model, method="dpnsl", device=device, modality=normalizer.kind,
-                    intensity=identity, adapt=adapt or None, destripe=destripe, calibrate=calibrate,
+                    intensity=rule, adapt=adapt or None, destripe=destripe, calibrate=calibrate,
                     ensemble=ensemble, **acquisition)
 
 

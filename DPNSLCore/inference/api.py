@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io.intensity import IntensityNormalizer, guess_modality, looks_like_shifted_ct
+from ..io.intensity import MR_INPUT_PERCENTILE, IntensityNormalizer, guess_modality, looks_like_shifted_ct
 from ..io.volumes import Geometry, Volume
 from ..models.network import DPNSL
 from ..models.registry import LoadedModel, open_model, resolve_device
@@ -193,9 +193,23 @@ def _choose_model(model: Any, array: np.ndarray, modality: str, intensity: Inten
                    "near 1024); if it is CT, subtract 1024 (or fix the rescale intercept) and pass modality 'ct'")
         notes.append(warning)
         warnings.warn(warning, UserWarning, stacklevel=3)
-    if intensity is None:
-        intensity = IntensityNormalizer.for_ct() if kind == "ct" else IntensityNormalizer.for_mr(array)
+    if intensity is None and kind == "ct":
+        intensity = IntensityNormalizer.for_ct()
+    elif intensity is None:
+        intensity = IntensityNormalizer.for_mr_input(array)
+        notes.append(_mr_input_note(intensity, float(array.max())))
     return _ModelChoice(loaded.model, loaded.source, intensity, tuple(notes))
+
+
+def _mr_input_note(rule: IntensityNormalizer, maximum: float) -> str:
+    top = rule.offset + rule.scale
+    line = (f"MR intensities given to the network from {rule.offset:g} (the minimum) to {top:.6g} (the "
+            f"{MR_INPUT_PERCENTILE:g}th percentile)")
+    if maximum > top:
+        line += (f"; the maximum {maximum:.6g} lies {(maximum - rule.offset) / rule.scale:.3g}x as far from the "
+                 "minimum: voxels above the percentile saturate in the network's input, their acquired values are "
+                 "kept")
+    return line
 
 
 def _spacing_first(geometry: Geometry | None, plan: UpsamplePlan) -> tuple[float, float, float]:
