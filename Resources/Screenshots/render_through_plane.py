@@ -11,8 +11,10 @@ A MODEL ending in ``:no-destripe`` runs with ``destripe=False`` (upsample's defa
 ``:no-calibrate`` with ``calibrate=False`` (the detail as the network made it), one ending in ``:sigma=S`` with
 ``DestripeOptions(sigma=S)`` (the in-plane reach of the destripe estimate, in voxels), one ending in ``:box=T`` or
 ``:gaussian=T`` assumes that slice profile of thickness T spacings, one ending in ``:ensemble=N`` runs the in-plane
-self-ensemble of N passes. ``--reference THIN`` adds a first row: a thin
-series of the same session (the real phantom pair), resampled onto the output grid.
+self-ensemble of N passes, one ending in ``:minmax`` gives the network the MR input by min/max (the rule before
+``IntensityNormalizer.for_mr_input``). ``--reference THIN`` adds a first row: a thin series of the same session (the
+real phantom pair), resampled onto the output grid. An MR scan is shown at two windows of its own: the whole tissue
+range (0 to the 99.9th percentile) and its brightest part (the 98th to the 99.99th percentile: lesions, vessels).
 """
 
 from __future__ import annotations
@@ -30,10 +32,17 @@ import numpy as np  # noqa: E402
 import DPNSLCore  # noqa: E402
 from DPNSLCore.evaluation.banding import banding_or_none  # noqa: E402
 from DPNSLCore.evaluation.paired import resample_onto  # noqa: E402
+from DPNSLCore.io.intensity import IntensityNormalizer, guess_modality  # noqa: E402
 from DPNSLCore.io.volumes import Geometry, index_to_world  # noqa: E402
 from DPNSLCore.ops.destripe import DestripeOptions  # noqa: E402
 
 WINDOWS = {"soft tissue (W400 L40)": (40.0, 400.0), "lung (W1500 L-600)": (-600.0, 1500.0)}
+
+
+def _mr_windows(array: np.ndarray) -> dict[str, tuple[float, float]]:
+    """(level, width) of an MR scan's tissue range and of its brightest part, from its percentiles."""
+    p98, p999, p9999 = (float(v) for v in np.percentile(array, [98, 99.9, 99.99]))
+    return {"tissue (0 to p99.9)": (p999 / 2, p999), "bright (p98 to p99.99)": ((p98 + p9999) / 2, p9999 - p98)}
 
 
 def _coronal(volume: np.ndarray, row: int, dz: float, dx: float) -> np.ndarray:
@@ -43,9 +52,11 @@ def _coronal(volume: np.ndarray, row: int, dz: float, dx: float) -> np.ndarray:
     return np.repeat(plane, repeat, axis=0)
 
 
-def _options(flag: str) -> dict:
+def _options(flag: str, volume: DPNSLCore.Volume) -> dict:
     """upsample's options for a MODEL's flag: "" (defaults), "no-destripe", "sigma=S", "no-calibrate", "box=T",
-    "gaussian=T" or "ensemble=N"."""
+    "gaussian=T", "ensemble=N" or "minmax"."""
+    if flag == "minmax":
+        return {"intensity": IntensityNormalizer.for_mr(volume.array)}
     if flag == "":
         return {}
     if flag == "no-destripe":
@@ -60,7 +71,7 @@ def _options(flag: str) -> dict:
         if flag.startswith(f"{profile}="):
             return {"degradation": "profile", "profile": profile, "thickness": float(flag.removeprefix(f"{profile}="))}
     raise SystemExit(f"error: unknown model flag {flag!r}: use :no-destripe, :no-calibrate, :sigma=S, :box=T, "
-                     ":gaussian=T or :ensemble=N")
+                     ":gaussian=T, :ensemble=N or :minmax")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,16 +103,17 @@ def main(argv: list[str] | None = None) -> int:
         label, model = item.split("=", 1) if "=" in item else (item, item)
         model, _, flag = model.partition(":")
         rows.append((f"DP-NSL {label}", DPNSLCore.upsample(cropped, args.scale, model=model, device="cpu",
-                                                           **_options(flag))))
+                                                           **_options(flag, cropped))))
     dz = vol.geometry.spacing_zyx[0] / args.scale
     dx = vol.geometry.spacing_zyx[2]
     row = int(args.row * c)
     lo, hi = float(crop.min()), float(crop.max())
-    fig, axes = plt.subplots(len(rows), len(WINDOWS), figsize=(4.2 * len(WINDOWS), 2.6 * len(rows)), squeeze=False)
+    windows = WINDOWS if guess_modality(crop) == "ct" else _mr_windows(crop)
+    fig, axes = plt.subplots(len(rows), len(windows), figsize=(4.2 * len(windows), 2.6 * len(rows)), squeeze=False)
     for i, (label, res) in enumerate(rows):
         plane = _coronal(res.volume, row, dz, dx)
         p_, t_ = banding_or_none(np.clip((res.volume.astype(np.float32) - lo) / (hi - lo), 0, 1), args.scale)
-        for j, (name, (level, width)) in enumerate(WINDOWS.items()):
+        for j, (name, (level, width)) in enumerate(windows.items()):
             ax = axes[i][j]
             ax.imshow(plane, cmap="gray", vmin=level - width / 2, vmax=level + width / 2, interpolation="nearest")
             ax.set_xticks([])
