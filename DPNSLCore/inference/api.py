@@ -310,7 +310,8 @@ def upsample(
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
         return_parts: also return the anchor, the null-space detail and the routing maps.
         intensity: how to map the input to the network's [0, 1] range; default: the modality's rule (CT: fixed
-            HU window; MR: the input's own min/max). ``IntensityNormalizer("mr", 1.0, 0.0)`` for normalised input.
+            HU window; MR: from the input's minimum to its 99.9th percentile, :meth:`IntensityNormalizer.for_mr_input`,
+            said in a note). ``IntensityNormalizer("mr", 1.0, 0.0)`` for normalised input.
         tiling: :class:`TilingOptions` (or a dict of its fields): bounds the peak memory, never changes the result.
         output_dtype: None (float32), "input" (the input's integer type, rounded), or a numpy dtype.
         allow_untrained: accept a preset name as ``model`` (random weights, for speed tests).
