@@ -112,15 +112,20 @@ def test_for_volume_auto_and_bad_modality() -> None:
         IntensityNormalizer.for_volume(np.array([1.0, 3.0]), modality="xray")
 
 
-def test_mr_input_rule_ends_at_the_99_9th_percentile_not_at_a_few_bright_voxels() -> None:
+def test_mr_input_rule_spans_the_0_1th_to_the_99_9th_percentile_not_a_few_extreme_voxels() -> None:
     values = np.linspace(10.0, 1010.0, 100_000).astype(np.float32)
     values[-20:] = 50_000.0  # 0.02 % of the voxels: vessels, fat or a spike
+    values[:20] = -9_000.0  # and a few negative ones (a reconstruction artefact)
     rule = IntensityNormalizer.for_mr_input(values)
-    assert rule.offset == 10.0 and rule.offset + rule.scale == pytest.approx(np.percentile(values, 99.9))
-    assert float(rule.forward(np.float32(50_000.0))) == 1.0  # saturates in the network's input
-    assert IntensityNormalizer.for_mr(values).scale == 50_000.0 - 10.0  # the protocol's rule is unchanged
+    low, high = np.percentile(values, [0.1, 99.9])
+    assert rule.offset == pytest.approx(low) and rule.offset + rule.scale == pytest.approx(high)
+    assert float(rule.forward(np.float32(50_000.0))) == 1.0 and float(rule.forward(np.float32(-9_000.0))) == 0.0
+    assert IntensityNormalizer.for_mr(values).scale == 59_000.0  # the protocol's rule is unchanged
+    background = np.zeros(10_000, np.float32)
+    background[-200:] = np.linspace(1.0, 7.0, 200)  # mostly background: the lower end is its minimum, 0
+    assert IntensityNormalizer.for_mr_input(background).offset == 0.0
     sparse = np.zeros(10_000, np.float32)
-    sparse[:5] = 7.0  # the percentile is the minimum: the maximum is used instead
-    assert IntensityNormalizer.for_mr_input(sparse).scale == 7.0
-    with pytest.raises(ValueError, match=r"`percentile` must lie in \(0, 100\]"):
-        IntensityNormalizer.for_mr_input(values, percentile=0)
+    sparse[:5] = 7.0  # both percentiles are 0: min/max instead
+    assert (IntensityNormalizer.for_mr_input(sparse).offset, IntensityNormalizer.for_mr_input(sparse).scale) == (0, 7)
+    with pytest.raises(ValueError, match=r"`percentile` must lie in \[50, 100\]"):
+        IntensityNormalizer.for_mr_input(values, percentile=10)

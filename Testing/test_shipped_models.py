@@ -134,10 +134,10 @@ def test_the_acquisition_of_a_model_is_read_without_torch(tmp_path):
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "ok"
 
 
-def test_one_bright_spike_does_not_change_the_mr_output_elsewhere():
+def test_one_bright_or_negative_spike_does_not_change_the_mr_output_elsewhere():
     """Min/max scaling would give the network a tissue contrast 8x too low for one spike at 8x the maximum (the
     detail gain drops to 0.17, the output moves by 10 units on average far from the spike); the MR input rule
-    ends at the 99.9th percentile, so the rest of the volume comes out as without the spike."""
+    spans the 0.1th to the 99.9th percentile, so the rest of the volume comes out as without the spike."""
     volume = DPNSLCore.read_volume(SAMPLES / CROPS["mr"])
     clean = np.ascontiguousarray(volume.array[:16, :48, :48]).astype(np.float32)
     spiked = clean.copy()
@@ -149,7 +149,16 @@ def test_one_bright_spike_does_not_change_the_mr_output_elsewhere():
     out = DPNSLCore.upsample(DPNSLCore.Volume(spiked, geometry), 4, device="cpu")
     assert np.abs(out.volume - reference.volume)[:, far].mean() < 0.1
     assert out.detail_gain == pytest.approx(reference.detail_gain, abs=1e-3)
-    assert any("the maximum 32760 lies 8x as far from the minimum" in note for note in out.notes)
+    assert any("the maximum 32760 lies 8x as far from the lower end" in note for note in out.notes)
+    dipped = clean.copy()
+    dipped[5, 3, 3] = -8 * clean.max()  # a negative spike: the lower end is a percentile too
+    free = DPNSLCore.upsample(DPNSLCore.Volume(clean, geometry), 4, device="cpu", bounds=None)
+    low = DPNSLCore.upsample(DPNSLCore.Volume(dipped, geometry), 4, device="cpu", bounds=None)  # the MR box's floor
+    assert np.abs(low.volume - free.volume)[:, far].mean() < 1e-3  # moves to the spike's -32760: not the rule's doing
+    assert any("the minimum -32760 lies below" in note for note in low.notes)
+    minmax = DPNSLCore.upsample(DPNSLCore.Volume(dipped, geometry), 4, device="cpu", bounds=None,
+                                intensity=IntensityNormalizer.for_mr(dipped))
+    assert np.abs(minmax.volume - free.volume)[:, far].mean() > 1.0
     minmax = DPNSLCore.upsample(DPNSLCore.Volume(spiked, geometry), 4, device="cpu",
                                 intensity=IntensityNormalizer.for_mr(spiked))
     assert np.abs(minmax.volume - reference.volume)[:, far].mean() > 1.0  # what the rule protects against

@@ -197,18 +197,21 @@ def _choose_model(model: Any, array: np.ndarray, modality: str, intensity: Inten
         intensity = IntensityNormalizer.for_ct()
     elif intensity is None:
         intensity = IntensityNormalizer.for_mr_input(array)
-        notes.append(_mr_input_note(intensity, float(array.max())))
+        notes.append(_mr_input_note(intensity, float(array.min()), float(array.max())))
     return _ModelChoice(loaded.model, loaded.source, intensity, tuple(notes))
 
 
-def _mr_input_note(rule: IntensityNormalizer, maximum: float) -> str:
+def _mr_input_note(rule: IntensityNormalizer, minimum: float, maximum: float) -> str:
     top = rule.offset + rule.scale
-    line = (f"MR intensities given to the network from {rule.offset:g} (the minimum) to {top:.6g} (the "
-            f"{MR_INPUT_PERCENTILE:g}th percentile)")
+    line = (f"MR intensities given to the network from {rule.offset:.6g} (the {100 - MR_INPUT_PERCENTILE:.3g}th "
+            f"percentile) to {top:.6g} (the {MR_INPUT_PERCENTILE:g}th)")
+    if minimum < rule.offset:
+        line += f"; the minimum {minimum:.6g} lies below"
     if maximum > top:
         line += (f"; the maximum {maximum:.6g} lies {(maximum - rule.offset) / rule.scale:.3g}x as far from the "
-                 "minimum: voxels above the percentile saturate in the network's input, their acquired values are "
-                 "kept")
+                 "lower end")
+    if minimum < rule.offset or maximum > top:
+        line += ": voxels beyond saturate in the network's input, their acquired values are kept"
     return line
 
 
@@ -310,7 +313,7 @@ def upsample(
         device: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
         return_parts: also return the anchor, the null-space detail and the routing maps.
         intensity: how to map the input to the network's [0, 1] range; default: the modality's rule (CT: fixed
-            HU window; MR: from the input's minimum to its 99.9th percentile, :meth:`IntensityNormalizer.for_mr_input`,
+            HU window; MR: from the input's 0.1th to its 99.9th percentile, :meth:`IntensityNormalizer.for_mr_input`,
             said in a note). ``IntensityNormalizer("mr", 1.0, 0.0)`` for normalised input.
         tiling: :class:`TilingOptions` (or a dict of its fields): bounds the peak memory, never changes the result.
         output_dtype: None (float32), "input" (the input's integer type, rounded), or a numpy dtype.

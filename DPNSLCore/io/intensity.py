@@ -6,9 +6,9 @@ Both modalities use one affine map ``u = clip((x - offset) / scale, 0, 1)`` with
 - CT (Hounsfield units): clip to [-1024, inf), shift by +1024, clip to [0, 4095], divide by 4095, i.e.
   ``offset = -1024``, ``scale = 4095``: -1024 HU -> 0, 3071 HU -> 1.
 - MR: the volume's own range, ``offset = min``, ``scale = max - min`` (the protocol's rule, for metrics and
-  training). What the network is given at inference (:meth:`IntensityNormalizer.for_mr_input`) ends at the
-  99.9th percentile instead of the maximum, so that a few very bright voxels (vessels, fat, a spike) do not
-  compress the contrast of all the tissue.
+  training). What the network is given at inference (:meth:`IntensityNormalizer.for_mr_input`) runs from the
+  0.1th to the 99.9th percentile instead of the minimum and the maximum, so that a few very bright (or negative)
+  voxels (vessels, fat, a spike) do not compress the contrast of all the tissue.
 
 Example:
     >>> norm = IntensityNormalizer.for_ct()
@@ -34,8 +34,9 @@ CT_OFFSET = -1024.0
 CT_SCALE = 4095.0
 CT_PERCENTILE_THRESHOLD = -500.0
 _KINDS = ("ct", "mr")
-#: upper end of the network's MR input (percent of the voxels): the MS training volumes reach their maximum there
-#: (saturated at 4095), clinical ones lie 1.5-2.4x below it (README, "MR intensities")
+#: upper end of the network's MR input (percent of the voxels; the lower end is 100 minus it): the MS training
+#: volumes reach their maximum there (saturated at 4095), clinical ones lie 1.5-2.4x below it; every shared MR
+#: volume has its minimum (0, background) at the lower end (README, "MR intensities given to the network")
 MR_INPUT_PERCENTILE = 99.9
 _PERCENTILE_SAMPLE = 4_000_000  # voxels (evenly strided) the percentile is taken over: ~0.1 s, not seconds
 
@@ -117,20 +118,20 @@ class IntensityNormalizer:
     @classmethod
     def for_mr_input(cls, volume: np.ndarray | torch.Tensor,
                      percentile: float = MR_INPUT_PERCENTILE) -> IntensityNormalizer:
-        """MR normaliser for the network's input: min -> 0, the ``percentile``-th percentile -> 1 (brighter voxels
-        saturate at 1 in the network's input only; the acquired values are kept by the projection). Falls back to
-        the maximum when the percentile does not lie above the minimum.
+        """MR normaliser for the network's input: the (100 - ``percentile``)-th percentile -> 0, the
+        ``percentile``-th -> 1 (voxels beyond saturate in the network's input only; the acquired values are kept
+        by the projection). Falls back to min/max (:meth:`for_mr`) when the two percentiles coincide.
 
         Raises:
-            ValueError: as :meth:`for_mr`, or a percentile outside (0, 100].
+            ValueError: as :meth:`for_mr`, or a percentile outside [50, 100].
         """
-        if not 0 < percentile <= 100:
-            raise ValueError(f"`percentile` must lie in (0, 100], got {percentile!r}")
+        if not 50 <= percentile <= 100:
+            raise ValueError(f"`percentile` must lie in [50, 100], got {percentile!r}")
         full = cls.for_mr(volume)
         values = volume.detach().cpu().numpy() if isinstance(volume, torch.Tensor) else np.asarray(volume)
         values = values.ravel()[:: max(1, values.size // _PERCENTILE_SAMPLE)]
-        top = float(np.percentile(values, percentile))
-        return cls("mr", top - full.offset, full.offset) if top > full.offset else full
+        bottom, top = (float(v) for v in np.percentile(values, [100 - percentile, percentile]))
+        return cls("mr", top - bottom, bottom) if top > bottom else full
 
     @classmethod
     def for_volume(cls, volume: np.ndarray | torch.Tensor, modality: str = "auto") -> IntensityNormalizer:
