@@ -186,3 +186,24 @@ def test_volume_too_short_for_the_largest_window_is_rejected():
 def test_val_block_fraction_out_of_range_is_rejected():
     with pytest.raises(ValueError, match=r"fraction in \(0, 1\)"):
         split_block(coded_volume(), 1.5)
+
+
+def test_mr_volumes_can_be_scaled_as_the_network_sees_them_at_inference(tmp_path):
+    from DPNSLCore.io.intensity import IntensityNormalizer
+
+    values = np.linspace(0.0, 1000.0, 10 * 20 * 20, dtype=np.float32).reshape(10, 20, 20)
+    values[0, 0, :2] = 40_000.0  # two bright voxels: min/max would put the tissue below 0.025
+    write_volume(Volume(values, Geometry(spacing=(1.0, 1.0, 1.0))), tmp_path / "mr.nii.gz")
+    protocol, = load_volumes([tmp_path / "mr.nii.gz"], "mr")
+    seen, = load_volumes([tmp_path / "mr.nii.gz"], "mr", mr_rule="input")
+    assert protocol.normalizer == IntensityNormalizer.for_mr(values)
+    assert seen.normalizer == IntensityNormalizer.for_mr_input(values) and seen.normalizer.scale < 1000.0
+    np.testing.assert_array_equal(seen.array, seen.normalizer.forward(values))
+    assert float(np.median(seen.array)) > 0.4 > float(np.median(protocol.array))
+    hu = np.full((8, 10, 10), -1000.0, np.float32)
+    hu[:, 3:7, 3:7] = 40.0
+    write_volume(Volume(hu, Geometry(spacing=(1.0, 1.0, 1.0))), tmp_path / "ct.nii.gz")
+    ct, = load_volumes([tmp_path / "ct.nii.gz"], "auto", mr_rule="input")
+    assert ct.normalizer == IntensityNormalizer.for_ct()  # CT keeps its HU window
+    with pytest.raises(ValueError, match="`mr_rule` must be one of"):
+        load_volumes([tmp_path / "mr.nii.gz"], "mr", mr_rule="robust")

@@ -329,3 +329,19 @@ def test_validation_ignores_held_out_blocks_without_signal(tmp_path):
     both = Validator([signal, empty], [2], crop=16)(model)
     assert np.isfinite(both["val_mean_gain"])
     assert both["val_psnr_x2_linear"] == pytest.approx(alone["val_psnr_x2_linear"])
+
+
+def test_mr_intensity_option_reaches_the_training_volumes(tmp_path):
+    from DPNSLCore.io.intensity import IntensityNormalizer
+    from DPNSLCore.training.train import _prepare_data
+
+    values = np.linspace(0.0, 1000.0, 30 * 20 * 20, dtype=np.float32).reshape(30, 20, 20)
+    values[0, 0, :2] = 40_000.0
+    path = tmp_path / "mr.nii.gz"
+    write_volume(Volume(values, Geometry(spacing=(1.0, 1.0, 1.0))), path)
+    base = ["--data", str(path), "--modality", "mr", "--scales", "2", "--crop", "12", "--out", str(tmp_path / "r")]
+    assert resolve_args(base).mr_intensity == "protocol"  # the default: runs saved before the option mean this
+    dataset, val = _prepare_data(resolve_args([*base, "--mr-intensity", "input"]), report=False)
+    assert dataset.volumes[0].normalizer == val[0].normalizer == IntensityNormalizer.for_mr_input(values)
+    dataset, _ = _prepare_data(resolve_args(base), report=False)
+    assert dataset.volumes[0].normalizer == IntensityNormalizer.for_mr(values)

@@ -37,6 +37,7 @@ from .acquisition import Draw, ScaleSpec, TrainingAcquisition
 from .augment import BlurAugment
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+MR_RULES = ("protocol", "input")  # how MR training volumes are scaled to [0, 1] (see load_volumes)
 MIN_CROP = 8
 
 
@@ -82,12 +83,20 @@ def find_volume_files(paths: Sequence[str | Path]) -> list[Path]:
     return found
 
 
-def load_volumes(paths: Sequence[str | Path], modality: str) -> list[TrainingVolume]:
-    """Read every volume once and normalise it to float32 [0, 1] with the ``modality`` rule ("ct", "mr", "auto")."""
+def load_volumes(paths: Sequence[str | Path], modality: str, mr_rule: str = "protocol") -> list[TrainingVolume]:
+    """Read every volume once and normalise it to float32 [0, 1] with the ``modality`` rule ("ct", "mr", "auto").
+
+    ``mr_rule``: "protocol" (min/max, the paper's and the metrics' rule) or "input" (an MR volume scaled as the
+    network's input is at inference, :meth:`IntensityNormalizer.for_mr_input`: for training on what it will see).
+    """
+    if mr_rule not in MR_RULES:
+        raise ValueError(f"`mr_rule` must be one of {MR_RULES}, got {mr_rule!r}")
     volumes = []
     for path in find_volume_files(paths):
         vol = read_volume(path)
         norm = IntensityNormalizer.for_volume(vol.array, modality)
+        if norm.kind == "mr" and mr_rule == "input":
+            norm = IntensityNormalizer.for_mr_input(vol.array)
         array = np.ascontiguousarray(norm.forward(vol.array.astype(np.float32)), dtype=np.float32)
         volumes.append(TrainingVolume(array, vol.geometry.spacing_zyx, str(path), norm))
     return volumes

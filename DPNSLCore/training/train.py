@@ -42,7 +42,7 @@ from ..models.registry import resolve_device
 from . import state as ts
 from .acquisition import ScaleSpec, TrainingAcquisition
 from .augment import BlurAugment
-from .data import SliceWindowDataset, load_volumes, parse_crop, split_block, usable_axes
+from .data import MR_RULES, SliceWindowDataset, load_volumes, parse_crop, split_block, usable_axes
 from .losses import banding_loss, gain_loss
 from .validation import Validator
 
@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="null-space projection P (default: the preset's, pinv as in the paper; spline: P = the "
                    "anchor, no seam at the acquired slices)")
     p.add_argument("--axis-ratio", type=float, default=1.5, help="axes with spacing <= ratio x finest are slice axes")
+    p.add_argument("--mr-intensity", choices=MR_RULES, default="protocol",
+                   help="how MR volumes are scaled to [0, 1] for training and validation: protocol (min/max, the "
+                        "paper's rule) or input (0.1th to 99.9th percentile, what upsample gives the network)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--steps", type=int, default=20000, help="total optimisation steps")
     p.add_argument("--lr", type=float, default=1e-4)
@@ -197,7 +200,8 @@ def _prepare_data(args: argparse.Namespace, *, report: bool = True) -> tuple[Sli
     A held-out block is cut along z only from volumes whose z is a high-resolution axis; thick volumes (their
     in-plane axes are the training stacks) are used whole, since a block of thick slices cannot be scored.
     """
-    volumes = load_volumes(args.data, args.modality)
+    rule = getattr(args, "mr_intensity", "protocol")  # runs saved before the option: the protocol's rule
+    volumes = load_volumes(args.data, args.modality, rule)
     args.volume_modalities = {v.name: v.normalizer.kind for v in volumes}  # saved with the run's arguments
     if args.modality == "auto" and report:
         print("modalities: " + ", ".join(f"{Path(n).name} {k.upper()}" for n, k in args.volume_modalities.items()))
@@ -207,7 +211,7 @@ def _prepare_data(args: argparse.Namespace, *, report: bool = True) -> tuple[Sli
                  else (v, None) for v in volumes]
         volumes, val = [p[0] for p in pairs], [p[1] for p in pairs if p[1] is not None]
     if args.val_data:
-        val += load_volumes(args.val_data, args.modality)
+        val += load_volumes(args.val_data, args.modality, rule)
         args.volume_modalities.update({v.name: v.normalizer.kind for v in val})
     scales = args.scales if isinstance(args.scales, str) else tuple(args.scales)
     dataset = SliceWindowDataset(volumes, scales, n_lr=args.n_lr, crop=args.crop, degradation=args.degradation,
