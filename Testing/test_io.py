@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
 
+from DPNSLCore.io import nifti
+from DPNSLCore.io.nifti import count_non_finite
 from DPNSLCore.io.volumes import (
     Geometry,
     Volume,
@@ -250,6 +253,40 @@ def test_a_series_that_mixes_slice_orientations_is_refused(tmp_path: Path) -> No
     _rewrite_tag(tmp_path / "s004.dcm", "0020|0037", "1\\0\\0\\0\\0\\-1")  # a coronal slice among axial ones
     with pytest.raises(ValueError, match=r"mixes slice orientations: s004.dcm is not parallel to s000.dcm"):
         read_volume(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------- NIfTI NaN
+@pytest.mark.parametrize("name", ["nan.nii.gz", "nan.nii"])
+def test_nifti_nan_and_inf_voxels_are_refused_not_read_as_zero(tmp_path: Path, name: str) -> None:
+    array = np.linspace(-5.0, 5.0, 4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    array[1, 2, 3], array[2, 0, 0] = np.nan, np.inf
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / name))
+    assert np.isfinite(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / name)))).all()  # what ITK alone does
+    with pytest.raises(ValueError, match=r"holds 2 NaN/Inf voxel\(s\), which the NIfTI reader would turn into 0"):
+        read_volume(tmp_path / name)
+    finite = tmp_path / f"ok-{name}"
+    sitk.WriteImage(sitk.GetImageFromArray(np.nan_to_num(array, posinf=0.0).astype(np.float64)), str(finite))
+    assert count_non_finite(finite) == 0 and read_volume(finite).array.dtype == np.float64
+    integers = tmp_path / "int.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 5, 6), np.int16)), str(integers))
+    assert count_non_finite(integers) is None  # integer data cannot hold NaN: not read twice
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_non_finite_voxels_are_counted_in_a_nifti_2_file_of_either_byte_order(tmp_path: Path, order: str,
+                                                                               monkeypatch) -> None:
+    data = np.array([1.5, np.nan, np.inf, -np.inf, 2.5, 0.0], dtype=order + "f8")
+    header = bytearray(544)
+    struct.pack_into(f"{order}i", header, 0, 540)  # sizeof_hdr of NIfTI-2
+    struct.pack_into(f"{order}h", header, 12, 64)  # datatype float64
+    struct.pack_into(f"{order}8q", header, 16, 3, 1, 2, 3, 1, 1, 1, 1)  # dim
+    struct.pack_into(f"{order}q", header, 168, 544)  # vox_offset
+    (tmp_path / "two.nii").write_bytes(bytes(header) + data.tobytes())
+    assert count_non_finite(tmp_path / "two.nii") == 3
+    monkeypatch.setattr(nifti, "_CHUNK", 16)  # two values a read: the counts add up over the chunks
+    assert count_non_finite(tmp_path / "two.nii") == 3
+    (tmp_path / "text.nii").write_bytes(b"not a nifti file at all" * 40)
+    assert count_non_finite(tmp_path / "text.nii") is None
 
 
 # ------------------------------------------------------------------------------------------- error paths

@@ -25,6 +25,7 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 from ..ops.grid import check_scale, check_slice_axis, thickest_axis
+from .nifti import count_non_finite
 
 __all__ = [
     "Geometry",
@@ -374,6 +375,10 @@ def read_volume(path: str | Path) -> Volume:
             f"could not read {str(path)!r} as an image ({reason}); supported: NIfTI (.nii/.nii.gz), NRRD, "
             "MHA/MHD files or a DICOM series folder"
         ) from exc
+    if path.name.lower().endswith((".nii", ".nii.gz")) and (bad := count_non_finite(path)):
+        raise ValueError(f"{str(path)!r} holds {bad} NaN/Inf voxel(s), which the NIfTI reader would turn into 0 (a "
+                         "valid intensity) without a word; fill or mask them first (e.g. set them to the "
+                         "background value), then give the volume again")
     volume = volume_from_sitk(image, source=repr(str(path)))
     return Volume(volume.array, volume.geometry, thickness) if thickness else volume
 
