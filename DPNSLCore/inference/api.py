@@ -238,15 +238,17 @@ def _adapted(net: DPNSL, array: np.ndarray, geometry: Geometry | None, plan: Ups
     return adapted, report.text(), rest
 
 
-def _bounds(bounds: Any, array: np.ndarray, normalizer: IntensityNormalizer) -> IntensityBounds | None:
-    """The intensity box of ``bounds`` ("auto", (low, high) or None) for this input and intensity rule."""
+def _bounds(bounds: Any, array: np.ndarray, normalizer: IntensityNormalizer,
+            dtype: np.dtype) -> IntensityBounds | None:
+    """The intensity box of ``bounds`` ("auto", (low, high) or None) for this input and intensity rule, within
+    what the output type ``dtype`` holds."""
     if bounds is None:
         return None
     if isinstance(bounds, str) and bounds == "auto":
         if normalizer.kind == "ct":  # -1024 and 3071 HU in the input's units
             return IntensityBounds.for_input(array, "ct", floor=normalizer.offset,
-                                             ceiling=normalizer.offset + normalizer.scale)
-        return IntensityBounds.for_input(array, "mr")
+                                             ceiling=normalizer.offset + normalizer.scale).within_type(dtype)
+        return IntensityBounds.for_input(array, "mr").within_type(dtype)
     try:
         low, high = (float(v) for v in bounds)
     except (TypeError, ValueError) as err:
@@ -256,7 +258,7 @@ def _bounds(bounds: Any, array: np.ndarray, normalizer: IntensityNormalizer) -> 
     if low > float(array.min()) or high < float(array.max()):
         raise ValueError(f"`bounds` {bounds!r} must contain the input's range [{array.min()}, {array.max()}]: "
                          "the acquired slices are kept exactly")
-    return IntensityBounds(low, high, "given")
+    return IntensityBounds(low, high, "given").within_type(dtype)
 
 
 def _for_inference(model: DPNSL, device: torch.device) -> DPNSL:
@@ -375,8 +377,7 @@ def upsample(
             net, adapt_note, progress = _adapted(net, array, geometry, plan, choice.normalizer, adapt, dev,
                                                  progress, cancel)
             notes.append(adapt_note)
-        box = _bounds(bounds, array, choice.normalizer)
-        box = None if box is None else box.within_type(dtype)
+        box = _bounds(bounds, array, choice.normalizer, dtype)
         stripes = DestripeOptions.from_value(destripe)
         if stripes is not None and phase_period(plan.scale) is None:
             notes.append(f"destripe: off, the scale {plan.scale:g} has no short phase period")

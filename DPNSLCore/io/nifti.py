@@ -21,20 +21,17 @@ _FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
 _CHUNK = 1 << 24  # bytes read at a time (a multiple of 8)
 
 
+#: sizeof_hdr -> struct formats and offsets of (datatype, dim[8], vox_offset) in NIfTI-1 and NIfTI-2 headers
+_LAYOUTS = {348: (("h", 70), ("8h", 40), ("f", 108)), 540: (("h", 12), ("8q", 16), ("q", 168))}
+
+
 def _header(first: bytes) -> tuple[str, int, int, int] | None:
     """(byte order, datatype, voxel offset, voxel count) of a NIfTI-1/2 header, or None when it is not one."""
     for order in ("<", ">"):
         size = struct.unpack(f"{order}i", first[:4])[0]
-        if size == 348 and len(first) >= 348:
-            dims = struct.unpack(f"{order}8h", first[40:56])
-            datatype = struct.unpack(f"{order}h", first[70:72])[0]
-            offset = int(struct.unpack(f"{order}f", first[108:112])[0])
-            return order, datatype, offset, int(np.prod([max(d, 1) for d in dims[1:dims[0] + 1]]))
-        if size == 540 and len(first) >= 540:
-            datatype = struct.unpack(f"{order}h", first[12:14])[0]
-            dims = struct.unpack(f"{order}8q", first[16:80])
-            offset = struct.unpack(f"{order}q", first[168:176])[0]
-            return order, datatype, offset, int(np.prod([max(d, 1) for d in dims[1:dims[0] + 1]]))
+        if size in _LAYOUTS and len(first) >= size:
+            (datatype,), dims, (offset,) = (struct.unpack_from(order + fmt, first, at) for fmt, at in _LAYOUTS[size])
+            return order, datatype, int(offset), int(np.prod([max(d, 1) for d in dims[1:dims[0] + 1]]))
     return None
 
 
