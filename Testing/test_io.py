@@ -120,7 +120,8 @@ def test_failed_write_leaves_existing_file_untouched_and_no_temp(tmp_path: Path,
 
 
 # ------------------------------------------------------------------------------------------------- DICOM
-def _write_dicom_series(folder: Path, vol: Volume, uid_suffix: str, prefix: str, thickness: str | None = None) -> None:
+def _write_dicom_series(folder: Path, vol: Volume, uid_suffix: str, prefix: str, thickness: str | None = None,
+                        description: str | None = None) -> None:
     """Write ``vol`` as one DICOM file per z-slice with the tags a series reader needs."""
     image = volume_to_sitk(vol)
     d = image.GetDirection()
@@ -140,6 +141,7 @@ def _write_dicom_series(folder: Path, vol: Volume, uid_suffix: str, prefix: str,
             ("0020|0032", "\\".join(f"{v:.6f}" for v in position)),  # image position (patient)
             ("0020|0013", str(k + 1)),  # instance number
             *([("0018|0050", thickness)] if thickness else []),  # slice thickness
+            *([("0008|103e", description)] if description else []),  # series description
         ):
             slice_k.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"{prefix}{k:03d}.dcm"))
@@ -151,15 +153,89 @@ def _stated_position(file: Path) -> list[float]:
     return [float(v) for v in sitk.ReadImage(str(file)).GetMetaData("0020|0032").split("\\")]
 
 
-def test_dicom_series_folder_reads_largest_series_with_geometry(tmp_path: Path) -> None:
+SERIES_UID = "1.2.826.0.1.3680043.2.1125.1."  # + the suffix given to _write_dicom_series
+
+
+def test_dicom_series_folder_reads_largest_series_with_geometry_and_says_so(tmp_path: Path) -> None:
     geometry = Geometry((0.6, 0.8, 2.0), (-50.0, 20.0, 7.5), _rotation(0.0, 0.0, 0.4))
     big = Volume(np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7), geometry)
     small = Volume(np.zeros((3, 6, 7), dtype=np.int16), geometry)
-    _write_dicom_series(tmp_path, big, "2", "big")
-    _write_dicom_series(tmp_path, small, "3", "small")
+    _write_dicom_series(tmp_path, big, "2", "big", description="AX 2mm")
+    _write_dicom_series(tmp_path, small, "3", "small", description="Scout")
     back = read_volume(tmp_path)
     np.testing.assert_array_equal(back.array, big.array)
     _assert_geometry_close(back.geometry, geometry, atol=1e-3)
+    (note,) = back.reader_notes
+    assert f"read series {SERIES_UID}2 ('AX 2mm'), 5 file(s), the one with the most files of the 2" in note
+    assert f"the others: {SERIES_UID}3 ('Scout'), 3 file(s); choose another with --series UID" in note
+
+
+def test_a_dicom_folder_of_one_series_has_no_reader_note(tmp_path: Path) -> None:
+    _write_dicom_series(tmp_path, Volume(np.zeros((3, 6, 7), dtype=np.int16), ROTATED), "2", "s")
+    assert read_volume(tmp_path).reader_notes == ()
+
+
+def test_the_series_argument_reads_the_series_asked_for(tmp_path: Path) -> None:
+    small = Volume(np.full((3, 6, 7), 7, dtype=np.int16), ROTATED)
+    _write_dicom_series(tmp_path, Volume(np.zeros((5, 6, 7), dtype=np.int16), ROTATED), "2", "big")
+    _write_dicom_series(tmp_path, small, "3", "small")
+    back = read_volume(tmp_path, series=f"{SERIES_UID}3")
+    np.testing.assert_array_equal(back.array, small.array)
+    assert back.reader_notes == ()
+    with pytest.raises(ValueError, match=rf"holds no DICOM series '9.9'; it holds: {SERIES_UID}2, 5 file\(s\); "
+                                         rf"{SERIES_UID}3, 3 file\(s\)"):
+        read_volume(tmp_path, series="9.9")
+
+
+def test_two_series_with_the_most_files_are_refused_and_listed(tmp_path: Path) -> None:
+    empty = Volume(np.zeros((4, 6, 7), dtype=np.int16), ROTATED)
+    for uid, kernel in (("2", "soft tissue"), ("3", "lung")):  # two reconstructions of one scan
+        _write_dicom_series(tmp_path, empty, uid, uid, description=kernel)
+    with pytest.raises(ValueError, match=rf"holds 2 DICOM series and more than one has the most files.*"
+                                         rf"{SERIES_UID}2 \('soft tissue'\), 4 file\(s\); {SERIES_UID}3 "
+                                         rf"\('lung'\), 4 file\(s\); choose one .*--series UID"):
+        read_volume(tmp_path)
+    assert read_volume(tmp_path, series=f"{SERIES_UID}3").array.shape == (4, 6, 7)
+
+
+def test_the_series_argument_is_refused_for_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "v.nrrd"
+    write_volume(_volume(), path)
+    with pytest.raises(ValueError, match="`series` chooses a series of a DICOM folder, but .* is a file"):
+        read_volume(path, series="1.2.3")
+
+
+def _multi_frame(vol: Volume, path: Path, series_uid: str | None = None) -> None:
+    """Write ``vol`` as one multi-frame DICOM file (ITK writes per-frame positions; its DICOM writer has no int16)."""
+    image = volume_to_sitk(Volume(vol.array.astype(np.uint16), vol.geometry))
+    writer = sitk.ImageFileWriter()
+    if series_uid is not None:
+        image.SetMetaData("0020|000e", series_uid)
+        writer.KeepOriginalImageUIDOn()
+    writer.SetFileName(str(path))
+    writer.Execute(image)
+
+
+def test_a_folder_holding_one_multi_frame_file_is_read_as_its_3d_volume(tmp_path: Path) -> None:
+    geometry = Geometry((0.6, 0.8, 5.0), (-50.0, 20.0, 7.5))
+    array = np.random.default_rng(3).integers(0, 4000, (6, 8, 10)).astype(np.uint16)
+    _multi_frame(Volume(array, geometry), tmp_path / "enhanced.dcm")
+    back = read_volume(tmp_path)  # the series reader alone would give a 4-D image of one frame
+    np.testing.assert_array_equal(back.array, array)
+    _assert_geometry_close(back.geometry, geometry, atol=1e-3)
+    np.testing.assert_array_equal(read_volume(tmp_path / "enhanced.dcm").array, array)
+
+
+def test_a_series_of_multi_frame_files_and_a_one_slice_folder_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "two").mkdir()
+    for name in ("a.dcm", "b.dcm"):
+        _multi_frame(Volume(np.zeros((3, 4, 5)), Geometry()), tmp_path / "two" / name, series_uid=f"{SERIES_UID}2")
+    with pytest.raises(ValueError, match=r"split over 2 multi-frame files \(3 frames in a.dcm\).* convert the series"):
+        read_volume(tmp_path / "two")
+    (tmp_path / "one").mkdir()
+    _write_dicom_series(tmp_path / "one", Volume(np.zeros((1, 6, 7), dtype=np.int16), ROTATED), "2", "s")
+    with pytest.raises(ValueError, match=r"is one slice \(s000.dcm\); DPNSL needs a stack"):
+        read_volume(tmp_path / "one")
 
 
 def test_slice_thickness_is_read_from_dicom_and_nrrd_headers(tmp_path: Path) -> None:
@@ -436,3 +512,21 @@ def test_a_series_with_a_missing_slice_upsamples_with_every_acquired_slice_in_pl
         np.testing.assert_array_equal(out.array[5 * k], array[k])
         stated = _stated_position(tmp_path / f"s{k:03d}.dcm")
         np.testing.assert_allclose(index_to_world(out.geometry, np.array([5 * k, 0, 0])), stated, atol=1e-4)
+
+
+def test_the_command_line_names_the_series_it_read_and_reads_the_one_asked_for(tmp_path: Path, capsys) -> None:
+    from DPNSLCore.cli.upsample import main
+
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    geometry = Geometry((0.6, 0.8, 5.0), (-50.0, 20.0, 7.5), _rotation(0.0, 0.3, 0.4))
+    big = np.random.default_rng(2).integers(-900, 900, (4, 8, 8)).astype(np.int16)
+    _write_dicom_series(folder, Volume(big, geometry), "2", "big", description="AX 5mm")
+    _write_dicom_series(folder, Volume(np.full((3, 8, 8), 5, dtype=np.int16), geometry), "3", "small")
+    assert main([str(folder), "-o", str(tmp_path / "a.nii.gz"), "--scale", "2", "--method", "linear", "--quiet"]) == 0
+    assert f"DICOM: read series {SERIES_UID}2 ('AX 5mm'), 4 file(s)" in capsys.readouterr().err
+    np.testing.assert_array_equal(read_volume(tmp_path / "a.nii.gz").array[::2], big)
+    assert main([str(folder), "-o", str(tmp_path / "b.nii.gz"), "--scale", "2", "--method", "linear", "--quiet",
+                 "--series", f"{SERIES_UID}3"]) == 0
+    assert "DICOM: read series" not in capsys.readouterr().err
+    np.testing.assert_array_equal(read_volume(tmp_path / "b.nii.gz").array, 5)

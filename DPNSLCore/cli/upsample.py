@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Upsample a thick-slice CT/MR volume along its slice axis; acquired slices are kept exactly.",
     )
     p.add_argument("input", help="NIfTI/NRRD/MHA file or DICOM series folder")
+    p.add_argument("--series", metavar="UID", default=None,
+                   help="SeriesInstanceUID of the series to read from a DICOM folder that holds several (default: "
+                   "the one with the most files, named in the output)")
     p.add_argument("-o", "--output", required=True, help=f"output file ({', '.join(WRITE_SUFFIXES)})")
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--scale", type=float, help="upsampling factor along the slice axis, e.g. 5 for 5 mm -> 1 mm")
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if parts_dir is not None:
             for path in part_paths(parts_dir, stem, (2, 3, 4)).values():  # names checked before any compute
                 check_output(path, source, args.overwrite)
-        volume = read_volume(source)  # the request is resolved once, by upsample (with the model's acquisition)
+        volume = read_volume(source, args.series)  # the request is resolved once, by upsample
         progress = _ProgressBar(args)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the same text is in result.notes, printed below

@@ -121,15 +121,18 @@ def _type_clipped_note(clipped: int, total: int, dtype: np.dtype, error: float) 
             "write float32 (output_dtype='float32', --output-dtype float32) to keep them")
 
 
-def _filled_note(volume: object) -> list[str]:
-    """What the reader did about slices missing from a series (see :func:`DPNSLCore.io.volumes.read_volume`)."""
-    filled = volume.filled_slices if isinstance(volume, Volume) else ()
-    if not filled:
+def _reader_notes(volume: object) -> list[str]:
+    """What the reader chose (which DICOM series) and did about slices missing from a series (see
+    :func:`DPNSLCore.io.volumes.read_volume`)."""
+    if not isinstance(volume, Volume):
         return []
-    n = volume.array.shape[0]
-    return [f"{len(filled)} slice(s) missing from the series (rows {', '.join(map(str, filled))} of {n} on its "
-            f"regular grid): filled by linear interpolation of their acquired neighbours; the {n - len(filled)} "
-            "acquired slices keep their true world positions"]
+    notes, filled = list(volume.reader_notes), volume.filled_slices
+    if filled:
+        n = volume.array.shape[0]
+        notes.append(f"{len(filled)} slice(s) missing from the series (rows {', '.join(map(str, filled))} of {n} on "
+                     f"its regular grid): filled by linear interpolation of their acquired neighbours; the "
+                     f"{n - len(filled)} acquired slices keep their true world positions")
+    return notes
 
 
 def resolve_output_dtype(output_dtype: Any, array: np.ndarray) -> np.dtype:
@@ -366,7 +369,7 @@ def upsample(
                               thickness=thickness, profile=profile, thickness_mm=thickness_mm)
     plan = request.resolve(array.shape, geometry=geometry, slice_thickness=header, trained_acquisition=trained)
     deg = plan.degradation_operator()
-    notes = list(plan.notes) + _filled_note(volume)
+    notes = _reader_notes(volume) + list(plan.notes)
     source = kind = None
     degrees: tuple[int, ...] = ()
     gain = 1.0

@@ -124,6 +124,8 @@ class Volume:
         filled_slices: indices along numpy axis 0 of slices that were not acquired: a DICOM series with missing
             files is read onto its regular grid, each gap filled by linear interpolation of its acquired
             neighbours (see :func:`read_volume`); empty for complete data.
+        reader_notes: what the reader chose where the file left a choice (e.g. which of a folder's DICOM series it
+            read), one sentence each, for the front ends to show; empty when there was nothing to choose.
 
     Raises:
         TypeError: if ``array`` is not a numpy array or ``geometry`` not a :class:`Geometry`.
@@ -134,6 +136,7 @@ class Volume:
     geometry: Geometry = Geometry()
     slice_thickness: float | None = None
     filled_slices: tuple[int, ...] = ()
+    reader_notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.array, np.ndarray):
@@ -145,6 +148,7 @@ class Volume:
         if self.slice_thickness is not None and not (math.isfinite(self.slice_thickness) and self.slice_thickness > 0):
             raise ValueError(f"`slice_thickness` must be a positive number of mm or None, got {self.slice_thickness!r}")
         object.__setattr__(self, "filled_slices", tuple(int(k) for k in self.filled_slices))
+        object.__setattr__(self, "reader_notes", tuple(str(n) for n in self.reader_notes))
         if any(not 0 <= k < self.array.shape[0] for k in self.filled_slices):
             raise ValueError(f"`filled_slices` must be indices along axis 0 (< {self.array.shape[0]}), got "
                              f"{self.filled_slices}")
@@ -197,23 +201,78 @@ def volume_from_sitk(image: sitk.Image, source: str = "image") -> Volume:
     return Volume(sitk.GetArrayFromImage(image), Geometry.from_sitk(image))
 
 
-def _read_dicom_series(folder: Path) -> Volume:
-    """Read the DICOM series with the most files in ``folder`` (not recursive) onto its regular slice grid."""
-    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    if not series_ids:
+def _header_values(file: str, *tags: str) -> tuple[str | None, ...]:
+    """Top-level DICOM tags ("gggg|eeee") of ``file`` as text (stripped), None for each one the file does not have."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(file)
+    reader.LoadPrivateTagsOff()
+    reader.ReadImageInformation()
+    return tuple(reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else None for tag in tags)
+
+
+def _describe_series(uid: str, files: Sequence[str]) -> str:
+    (description,) = _header_values(files[0], "0008|103e")  # SeriesDescription
+    return f"{uid}{f' ({description!r})' if description else ''}, {len(files)} file(s)"
+
+
+def _choose_series(folder: Path, series: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The files of the series to read from ``folder`` and the notes that say which one and why.
+
+    With ``series`` None the series with the most files is read and, when the folder holds others, a note names it
+    and them; two or more series with that many files are refused (which one is meant cannot be guessed: two
+    reconstructions of one scan have as many slices).
+    """
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not ids:
         raise ValueError(
             f"no DICOM series found in folder {str(folder)!r}; give the folder that directly contains the "
             "DICOM files of one series, or a NIfTI (.nii/.nii.gz), NRRD or MHA/MHD file"
         )
-    files = max((sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids), key=len)
+    found = {uid: tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)) for uid in ids}
+    listing = "; ".join(_describe_series(uid, files) for uid, files in found.items())
+    if series is not None:
+        if series not in found:
+            raise ValueError(f"the folder {str(folder)!r} holds no DICOM series {series!r}; it holds: {listing}")
+        return found[series], ()
+    if len(found) == 1:
+        return next(iter(found.values())), ()
+    ranked = sorted(found, key=lambda uid: len(found[uid]), reverse=True)
+    if len(found[ranked[0]]) == len(found[ranked[1]]):
+        raise ValueError(
+            f"the folder {str(folder)!r} holds {len(found)} DICOM series and more than one has the most files, so "
+            f"which one to read cannot be guessed: {listing}; choose one by its SeriesInstanceUID (--series UID, "
+            "read_volume(folder, series=UID)) or give a folder that holds only that series")
+    others = "; ".join(_describe_series(uid, found[uid]) for uid in ranked[1:])
+    note = (f"DICOM: read series {_describe_series(ranked[0], found[ranked[0]])}, the one with the most files of the "
+            f"{len(found)} in {str(folder)!r}; the others: {others}; choose another with --series UID")
+    return found[ranked[0]], (note,)
+
+
+def _read_dicom_series(folder: Path, series: str | None = None) -> Volume:
+    """Read one DICOM series of ``folder`` (not recursive) onto its regular slice grid (see :func:`read_volume`)."""
+    files, notes = _choose_series(folder, series)
+    (frames,) = _header_values(files[0], "0028|0008")  # NumberOfFrames
+    if len(files) == 1:
+        # one file: a multi-frame (enhanced) image, which the series reader would return as a 4-D image of one frame
+        image = sitk.ReadImage(files[0])
+        if image.GetDimension() == 2 or image.GetDepth() == 1:  # GDCM reads one single-frame file as 3-D
+            raise ValueError(f"the DICOM series in {str(folder)!r} is one slice ({Path(files[0]).name}); DPNSL needs "
+                             "a stack: put every file of the series in that folder")
+        return Volume(volume_from_sitk(image, source=repr(files[0])).array, Geometry.from_sitk(image),
+                      _dicom_thickness(files[0]), reader_notes=notes)
+    if frames is not None and int(frames or 1) > 1:
+        raise ValueError(
+            f"the DICOM series in {str(folder)!r} is split over {len(files)} multi-frame files ({frames} frames in "
+            f"{Path(files[0]).name}); DPNSL reads one multi-frame file or a series of single-frame files: give one "
+            "of the files itself, or convert the series to NIfTI first (dcm2niix)")
     lattice = slice_lattice(files)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     volume = volume_from_sitk(reader.Execute(), source=repr(str(folder)))
     thickness = _dicom_thickness(files[0])
     if lattice is None or lattice.index[-1] == len(files) - 1:
-        return Volume(volume.array, volume.geometry, thickness)
-    return _onto_lattice(volume, lattice, thickness)
+        return Volume(volume.array, volume.geometry, thickness, reader_notes=notes)
+    return _onto_lattice(volume, lattice, thickness, notes)
 
 
 _GAP_TOLERANCE = 0.01  # relative deviation of a slice step from the median step that counts as irregular
@@ -223,15 +282,11 @@ _NORMAL_TOLERANCE = 1e-3  # difference of two slices' unit normals that counts a
 
 def _slice_position(path: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(ImagePositionPatient, slice normal) of one DICOM file from its header, or None when a tag is missing."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(path)
-    reader.LoadPrivateTagsOff()
-    reader.ReadImageInformation()
-    if not (reader.HasMetaDataKey("0020|0032") and reader.HasMetaDataKey("0020|0037")):
+    position, orientation = _header_values(path, "0020|0032", "0020|0037")
+    if position is None or orientation is None:
         return None
-    position = np.array([float(v) for v in reader.GetMetaData("0020|0032").split("\\")])
-    row, col = np.split(np.array([float(v) for v in reader.GetMetaData("0020|0037").split("\\")]), 2)
-    return position, np.cross(row, col)
+    row, col = np.split(np.array([float(v) for v in orientation.split("\\")]), 2)
+    return np.array([float(v) for v in position.split("\\")]), np.cross(row, col)
 
 
 @dataclass(frozen=True)
@@ -322,7 +377,7 @@ def _check_not_tilted(files: list[str] | tuple[str, ...], positions: np.ndarray,
         "transform that the DPNSL module's output follows")
 
 
-def _onto_lattice(volume: Volume, lattice: SliceLattice, thickness: float | None) -> Volume:
+def _onto_lattice(volume: Volume, lattice: SliceLattice, thickness: float | None, notes: tuple[str, ...]) -> Volume:
     """Place the acquired slices of ``volume`` on their grid rows and fill the missing rows linearly."""
     n = int(lattice.index[-1]) + 1
     acquired = lattice.index
@@ -339,15 +394,18 @@ def _onto_lattice(volume: Volume, lattice: SliceLattice, thickness: float | None
     full[missing] = filled.astype(full.dtype)
     g = volume.geometry
     geometry = Geometry((g.spacing[0], g.spacing[1], lattice.step), g.origin, g.direction)
-    return Volume(full, geometry, thickness, tuple(int(k) for k in missing))
+    return Volume(full, geometry, thickness, tuple(int(k) for k in missing), notes)
 
 
-def read_volume(path: str | Path) -> Volume:
+def read_volume(path: str | Path, series: str | None = None) -> Volume:
     """Read a 3-D scalar volume with its geometry.
 
     Args:
         path: a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) file, or a folder holding a
-            DICOM series (when it holds several, the one with the most files is read).
+            DICOM series: a series of single-frame files or one multi-frame (enhanced) file. When the folder holds
+            several series, the one with the most files is read and ``Volume.reader_notes`` names it and the
+            others; a tie for the most files is refused.
+        series: the SeriesInstanceUID of the series to read from a DICOM folder (None: as above).
 
     A DICOM series is placed by ImagePositionPatient of every file, not by the spacing of its first slices: a
     series with missing files (a step that is a whole number of spacings) is read onto its regular grid, each
@@ -359,15 +417,19 @@ def read_volume(path: str | Path) -> Volume:
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if the file cannot be read as an image, the folder holds no DICOM series, or the image is
-            not a 3-D scalar volume.
+        ValueError: if the file cannot be read as an image, the folder holds no DICOM series (or not ``series``,
+            or several equally large ones), ``series`` is given for a file, or the image is not a 3-D scalar
+            volume.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"`path` does not exist: {str(path)!r}; check the spelling and the folder")
+    if series is not None and not path.is_dir():
+        raise ValueError(f"`series` chooses a series of a DICOM folder, but {str(path)!r} is a file; give the folder, "
+                         "or leave `series` out")
     try:
         if path.is_dir():
-            return _read_dicom_series(path)
+            return _read_dicom_series(path, series)
         image, thickness = sitk.ReadImage(str(path)), _nrrd_thickness(path)
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
@@ -393,10 +455,8 @@ def _positive(text: str) -> float | None:
 
 def _dicom_thickness(file: str) -> float | None:
     """SliceThickness (0018,0050) of one DICOM file, or None."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(file)
-    reader.ReadImageInformation()
-    return _positive(reader.GetMetaData("0018|0050")) if reader.HasMetaDataKey("0018|0050") else None
+    (text,) = _header_values(file, "0018|0050")
+    return _positive(text) if text is not None else None
 
 
 def _nrrd_thickness(path: Path) -> float | None:
