@@ -352,12 +352,63 @@ def test_non_finite_voxels_are_counted_in_a_nifti_2_file_of_either_byte_order(tm
     struct.pack_into(f"{order}h", header, 12, 64)  # datatype float64
     struct.pack_into(f"{order}8q", header, 16, 3, 1, 2, 3, 1, 1, 1, 1)  # dim
     struct.pack_into(f"{order}q", header, 168, 544)  # vox_offset
+    struct.pack_into(f"{order}i", header, 348, 2)  # sform_code
+    srow = np.arange(1.0, 13.0)
+    struct.pack_into(f"{order}12d", header, 400, *srow)  # srow_x, srow_y, srow_z
     (tmp_path / "two.nii").write_bytes(bytes(header) + data.tobytes())
     assert count_non_finite(tmp_path / "two.nii") == 3
+    np.testing.assert_array_equal(nifti.sform(tmp_path / "two.nii"), srow.reshape(3, 4))
     monkeypatch.setattr(nifti, "_CHUNK", 16)  # two values a read: the counts add up over the chunks
     assert count_non_finite(tmp_path / "two.nii") == 3
     (tmp_path / "text.nii").write_bytes(b"not a nifti file at all" * 40)
-    assert count_non_finite(tmp_path / "text.nii") is None
+    assert count_non_finite(tmp_path / "text.nii") is None and nifti.sform(tmp_path / "text.nii") is None
+
+
+# ------------------------------------------------------------------------------------------- NIfTI sform
+_SROW = 280  # offset of srow_x in a NIfTI-1 header: srow_x, srow_y, srow_z, 4 float32 each
+
+
+def _nifti_with_sform(tmp_path: Path, name: str, edit) -> Path:
+    """A NIfTI-1 file as SimpleITK writes it (qform = sform = the ROTATED grid), its srow then changed by ``edit``."""
+    base = tmp_path / "base.nii"
+    write_volume(_volume((5, 6, 7)), base)
+    header = bytearray(base.read_bytes())
+    srow = np.array(struct.unpack_from("<12f", header, _SROW), dtype=np.float64).reshape(3, 4)
+    struct.pack_into("<12f", header, _SROW, *edit(srow).ravel())
+    (tmp_path / name).write_bytes(bytes(header))
+    return tmp_path / name
+
+
+def test_a_sheared_sform_that_the_reader_ignores_is_refused(tmp_path: Path) -> None:
+    def shear(srow: np.ndarray) -> np.ndarray:
+        srow[0, 1] += 0.3  # a shear (0.3 mm per row, 5 rows to the last): ITK then takes the qform
+        return srow
+
+    path = _nifti_with_sform(tmp_path, "shear.nii", shear)
+    _assert_geometry_close(Geometry.from_sitk(sitk.ReadImage(str(path))), ROTATED)  # ITK alone: the qform, silently
+    with pytest.raises(ValueError, match=r"states two different grids: its sform .* used the qform instead; the two "
+                                         r"place the grid's corners up to 1.5 mm apart .*fslorient -copyqform2sform"):
+        read_volume(path)
+
+
+def test_a_sform_with_another_slice_spacing_is_refused_naming_both(tmp_path: Path) -> None:
+    def thinner(srow: np.ndarray) -> np.ndarray:
+        srow[:, 2] /= 2  # the sform's slice axis at half the header's slice spacing (1.25 mm instead of 2.5)
+        return srow
+
+    with pytest.raises(ValueError, match=r"spacing by the sform 0.7 x 0.9 x 1.25 mm, by the qform 0.7 x 0.9 x 2.5 mm"):
+        read_volume(_nifti_with_sform(tmp_path, "thin.nii", thinner))
+
+
+def test_a_sform_that_the_reader_follows_is_read_with_its_geometry(tmp_path: Path) -> None:
+    def moved(srow: np.ndarray) -> np.ndarray:
+        srow[:, 3] += (50.0, -20.0, 7.0)  # another place, still a rotation: ITK and FSL both use the sform
+        return srow
+
+    back = read_volume(_nifti_with_sform(tmp_path, "moved.nii", moved))
+    np.testing.assert_allclose(back.geometry.origin, np.add(ROTATED.origin, (-50.0, 20.0, 7.0)), atol=1e-3)
+    assert read_volume(_nifti_with_sform(tmp_path, "same.nii", lambda srow: srow)).geometry.spacing == pytest.approx(
+        ROTATED.spacing)
 
 
 # ------------------------------------------------------------------------------------------- error paths

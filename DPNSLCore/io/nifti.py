@@ -1,55 +1,83 @@
-"""Count the NaN/Inf voxels a NIfTI file holds, which the NIfTI reader of ITK (SimpleITK <= 2.5) turns into 0.
+"""What the NIfTI reader of ITK (SimpleITK <= 2.5) does not say about a file: NaN/Inf voxels and the sform.
 
-ITK's copy of nifti_read_buffer() overwrites every non-finite float voxel with 0 without a word (fixed for ITK 6,
-InsightSoftwareConsortium/ITK#6683). NaN is routine in neuroimaging (the outside of a mask, a statistical map), and
-0 is a valid intensity, so a volume read that way is silently another one. :func:`count_non_finite` reads the
-voxel block itself (NIfTI-1 or NIfTI-2, gzipped or not, either byte order), in chunks, for float data only: integer
-data cannot hold NaN and is not read twice.
+- ITK's copy of nifti_read_buffer() overwrites every non-finite float voxel with 0 without a word (fixed for ITK 6,
+  InsightSoftwareConsortium/ITK#6683). NaN is routine in neuroimaging (the outside of a mask, a statistical map), and
+  0 is a valid intensity, so a volume read that way is silently another one. :func:`count_non_finite` reads the
+  voxel block itself (NIfTI-1 or NIfTI-2, gzipped or not, either byte order), in chunks, for float data only:
+  integer data cannot hold NaN and is not read twice.
+- A file states its geometry twice, qform and sform. ITK uses the sform when it is a rotation with the pixdim
+  spacings and otherwise falls back to the qform (a console warning at most); FSL and nibabel use the sform. A
+  sheared or rescaled sform thus puts the same voxels in two places. :func:`sform` gives it, to compare.
 """
 
 from __future__ import annotations
 
 import gzip
 import struct
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["count_non_finite"]
+__all__ = ["count_non_finite", "sform"]
 
 _FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
 _CHUNK = 1 << 24  # bytes read at a time (a multiple of 8)
 
 
-#: sizeof_hdr -> struct formats and offsets of (datatype, dim[8], vox_offset) in NIfTI-1 and NIfTI-2 headers
-_LAYOUTS = {348: (("h", 70), ("8h", 40), ("f", 108)), 540: (("h", 12), ("8q", 16), ("q", 168))}
+#: sizeof_hdr -> struct formats and offsets of (datatype, dim[8], vox_offset, sform_code, srow_x/y/z) in NIfTI-1/2
+_LAYOUTS = {348: (("h", 70), ("8h", 40), ("f", 108), ("h", 254), ("12f", 280)),
+            540: (("h", 12), ("8q", 16), ("q", 168), ("i", 348), ("12d", 400))}
 
 
-def _header(first: bytes) -> tuple[str, int, int, int] | None:
-    """(byte order, datatype, voxel offset, voxel count) of a NIfTI-1/2 header, or None when it is not one."""
+@dataclass(frozen=True)
+class _Header:
+    order: str  # "<" or ">"
+    datatype: int
+    offset: int  # where the voxels start
+    count: int  # voxels
+    sform_code: int
+    srow: tuple[float, ...]  # the 3x4 sform, row-major
+
+
+def _header(first: bytes) -> _Header | None:
+    """The fields this module needs of a NIfTI-1/2 header, or None when ``first`` does not start with one."""
     for order in ("<", ">"):
         size = struct.unpack(f"{order}i", first[:4])[0]
         if size in _LAYOUTS and len(first) >= size:
-            (datatype,), dims, (offset,) = (struct.unpack_from(order + fmt, first, at) for fmt, at in _LAYOUTS[size])
-            return order, datatype, int(offset), int(np.prod([max(d, 1) for d in dims[1:dims[0] + 1]]))
+            (datatype,), dims, (offset,), (code,), srow = (struct.unpack_from(order + fmt, first, at)
+                                                           for fmt, at in _LAYOUTS[size])
+            count = int(np.prod([max(d, 1) for d in dims[1:dims[0] + 1]]))
+            return _Header(order, datatype, int(offset), count, int(code), tuple(float(v) for v in srow))
     return None
+
+
+def _read_header(path: Path) -> tuple[_Header | None, gzip.GzipFile | BinaryIO]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    handle = opener(path, "rb")
+    return _header(handle.read(540)), handle
+
+
+def sform(path: str | Path) -> np.ndarray | None:
+    """The (3, 4) sform of a .nii / .nii.gz file (RAS mm from voxel indices), or None when its code is 0 (unset) or
+    the file is not NIfTI."""
+    header, handle = _read_header(Path(path))
+    handle.close()
+    if header is None or header.sform_code <= 0:
+        return None
+    return np.asarray(header.srow, dtype=np.float64).reshape(3, 4)
 
 
 def count_non_finite(path: str | Path) -> int | None:
     """NaN/Inf voxels in the float data of a .nii / .nii.gz file; None for integer data or a file that is not NIfTI."""
-    path = Path(path)
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        first = handle.read(540)
-        header = _header(first)
-        if header is None:
+    header, handle = _read_header(Path(path))
+    with handle:
+        if header is None or header.datatype not in _FLOAT_TYPES:
             return None
-        order, datatype, offset, count = header
-        if datatype not in _FLOAT_TYPES:
-            return None
-        dtype = np.dtype(order + _FLOAT_TYPES[datatype])
-        handle.seek(offset)
-        remaining, bad = count * dtype.itemsize, 0
+        dtype = np.dtype(header.order + _FLOAT_TYPES[header.datatype])
+        handle.seek(header.offset)
+        remaining, bad = header.count * dtype.itemsize, 0
         while remaining > 0:
             block = handle.read(min(_CHUNK, remaining))
             if not block:
