@@ -249,9 +249,38 @@ def test_slice_thickness_is_read_from_dicom_and_nrrd_headers(tmp_path: Path) -> 
               "space directions: (1,0,0) (0,1,0) (0,0,5)\nthicknesses: nan nan 4.5\nkinds: domain domain domain\n"
               "endian: little\nencoding: raw\nspace origin: (0,0,0)\n\n")
     nrrd.write_bytes(header.encode() + bytes(24))
-    assert read_volume(nrrd).slice_thickness == 4.5
+    assert read_volume(nrrd).slice_thickness == 4.5 and read_volume(nrrd).thickness_axis == 0
     write_volume(Volume(np.zeros((3, 2, 2), np.int16), geometry), tmp_path / "t.nii.gz")
     assert read_volume(tmp_path / "t.nii.gz").slice_thickness is None  # NIfTI has no thickness field
+
+
+def _nrrd_with_thicknesses(path: Path, directions: str, thicknesses: str) -> Path:
+    header = (f"NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\nsizes: 4 3 2\n"
+              f"space directions: {directions}\nthicknesses: {thicknesses}\nendian: little\nencoding: raw\n"
+              "space origin: (0,0,0)\n\n")
+    path.write_bytes(header.encode() + bytes(2 * 24))
+    return path
+
+
+def test_a_nrrd_thickness_stated_for_another_axis_is_read_for_that_axis(tmp_path: Path) -> None:
+    from DPNSLCore import upsample
+    from DPNSLCore.inference.request import UpsampleRequest
+
+    sagittal = _nrrd_with_thicknesses(tmp_path / "x.nrrd", "(5,0,0) (0,0.8,0) (0,0,0.8)", "3 nan nan")
+    volume = read_volume(sagittal)  # slices along x (numpy axis 2), 3 mm thick every 5 mm
+    assert (volume.slice_thickness, volume.thickness_axis) == (3.0, 2)
+    plan = UpsampleRequest(scale=2, degradation="profile").resolve(
+        volume.array.shape, geometry=volume.geometry, slice_thickness=volume.slice_thickness,
+        thickness_axis=volume.thickness_axis)
+    assert plan.slice_axis == 2 and plan.thickness == pytest.approx(0.6)  # 3 mm over the 5 mm spacing
+    notes = upsample(volume, 2, method="linear", degradation="profile", device="cpu").notes
+    assert "4 slices, 3 mm thick every 5 mm (from the header)" in notes  # upsample passes the axis on
+    forced = UpsampleRequest(scale=2, degradation="profile", slice_axis=0).resolve(
+        volume.array.shape, geometry=volume.geometry, slice_thickness=3.0, thickness_axis=2)
+    assert forced.thickness == 1.0
+    assert "the header's slice thickness 3 mm is stated for axis 2 (x), not the slice axis: not used" in forced.notes
+    every = _nrrd_with_thicknesses(tmp_path / "all.nrrd", "(5,0,0) (0,0.8,0) (0,0,0.8)", "3 0.8 0.8")
+    assert (read_volume(every).slice_thickness, read_volume(every).thickness_axis) == (3.0, 2)  # the slices'
 
 
 def test_dicom_series_with_a_missing_slice_is_read_onto_its_grid_at_true_positions(tmp_path: Path) -> None:

@@ -359,7 +359,7 @@ def upsample(
     dtype = resolve_output_dtype(output_dtype, array)
     _check_type_holds_input(array, dtype)
     passes = check_ensemble(ensemble)
-    header = volume.slice_thickness if isinstance(volume, Volume) else None
+    header, header_axis = (volume.slice_thickness, volume.thickness_axis) if isinstance(volume, Volume) else (None, 0)
     choice = trained = None
     if method == "dpnsl":
         dev = resolve_device(device)
@@ -367,7 +367,8 @@ def upsample(
         trained = choice.model.config.acquisition
     request = UpsampleRequest(scale=scale, spacing=spacing, slice_axis=slice_axis, degradation=degradation,
                               thickness=thickness, profile=profile, thickness_mm=thickness_mm)
-    plan = request.resolve(array.shape, geometry=geometry, slice_thickness=header, trained_acquisition=trained)
+    plan = request.resolve(array.shape, geometry=geometry, slice_thickness=header, thickness_axis=header_axis,
+                           trained_acquisition=trained)
     deg = plan.degradation_operator()
     notes = _reader_notes(volume) + list(plan.notes)
     source = kind = None

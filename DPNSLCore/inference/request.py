@@ -101,10 +101,12 @@ class UpsampleRequest:
 
     def resolve(self, shape_zyx: tuple[int, int, int], *, geometry: Geometry | None = None,
                 spacing_zyx: tuple[float, float, float] | None = None,
-                slice_thickness: float | None = None, trained_acquisition: dict | None = None) -> UpsamplePlan:
+                slice_thickness: float | None = None, thickness_axis: int = 0,
+                trained_acquisition: dict | None = None) -> UpsamplePlan:
         """Resolve the request for a volume of ``shape_zyx`` with ``geometry`` (or just its ``spacing_zyx``, mm).
 
-        ``slice_thickness``: the header's slice thickness (mm) along numpy axis 0 (``Volume.slice_thickness``).
+        ``slice_thickness``: the header's slice thickness (mm) along numpy axis ``thickness_axis``
+        (``Volume.slice_thickness``, ``Volume.thickness_axis``); used when that is the slice axis.
         ``trained_acquisition``: the model's ``config.acquisition``; with ``degradation="auto"`` a recorded slice
         profile is used (its thickness only when neither the request nor the header gives one).
 
@@ -146,7 +148,11 @@ class UpsampleRequest:
         if n_lr < 2:
             raise ValueError(f"the slice axis ({AXIS_NAMES[axis]}) has {n_lr} slice; at least 2 are needed")
         n_hr = hr_length(n_lr, scale)
-        thickness = self._thickness(axis, current, slice_thickness, n_lr, kind, notes, fallback)
+        if slice_thickness is not None and thickness_axis != axis:
+            notes.append(f"the header's slice thickness {slice_thickness:.4g} mm is stated for axis {thickness_axis} "
+                         f"({AXIS_NAMES[thickness_axis]}), not the slice axis: not used")
+            slice_thickness = None
+        thickness = self._thickness(current, slice_thickness, n_lr, kind, notes, fallback)
         if self.degradation == "auto" and kind == "profile":
             shape = "the profile given" if self.profile is not None else "the model's profile"
             notes.append(f"acquisition {profile} profile, thickness {thickness:g} spacings (auto: the model was "
@@ -159,11 +165,10 @@ class UpsampleRequest:
             notes=tuple(notes), axis_reason=axis_reason,
         )
 
-    def _thickness(self, axis: int, current: float | None, header: float | None, n_lr: int, kind: str,
+    def _thickness(self, current: float | None, header: float | None, n_lr: int, kind: str,
                    notes: list[str], fallback: float = 1.0) -> float:
-        """The profile thickness in spacings: given, else the header's thickness over the spacing, else
-        ``fallback`` (1, or the model's training thickness)."""
-        header = header if axis == 0 else None  # headers state the thickness of the file's own slice axis
+        """The profile thickness in spacings: given, else the header's thickness (of the slice axis) over the
+        spacing, else ``fallback`` (1, or the model's training thickness)."""
         if header is not None and current is not None:
             notes.append(f"{n_lr} slices, {header:.4g} mm thick every {current:.4g} mm (from the header)")
         if self.thickness is not None:

@@ -119,8 +119,10 @@ class Volume:
     Args:
         array: (Z, Y, X) numpy array, any real dtype, every axis of length >= 1.
         geometry: where the grid sits in the world; defaults to unit spacing at the origin.
-        slice_thickness: thickness (mm) of the slices along numpy axis 0 (the file's slice axis) as the header
-            states it (DICOM SliceThickness, NRRD ``thicknesses``); None when the header has none (NIfTI, MHA).
+        slice_thickness: thickness (mm) of the slices along numpy axis ``thickness_axis`` as the header states it
+            (DICOM SliceThickness, NRRD ``thicknesses``); None when the header has none (NIfTI, MHA).
+        thickness_axis: the numpy axis ``slice_thickness`` is stated for: 0 (the file's slice axis) for DICOM;
+            for NRRD the axis of the field's entry (a volume resampled so that its slices run along x or y).
         filled_slices: indices along numpy axis 0 of slices that were not acquired: a DICOM series with missing
             files is read onto its regular grid, each gap filled by linear interpolation of its acquired
             neighbours (see :func:`read_volume`); empty for complete data.
@@ -137,6 +139,7 @@ class Volume:
     slice_thickness: float | None = None
     filled_slices: tuple[int, ...] = ()
     reader_notes: tuple[str, ...] = ()
+    thickness_axis: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.array, np.ndarray):
@@ -149,6 +152,8 @@ class Volume:
             raise ValueError(f"`slice_thickness` must be a positive number of mm or None, got {self.slice_thickness!r}")
         object.__setattr__(self, "filled_slices", tuple(int(k) for k in self.filled_slices))
         object.__setattr__(self, "reader_notes", tuple(str(n) for n in self.reader_notes))
+        if self.thickness_axis not in (0, 1, 2):
+            raise ValueError(f"`thickness_axis` must be a numpy axis 0, 1 or 2, got {self.thickness_axis!r}")
         if any(not 0 <= k < self.array.shape[0] for k in self.filled_slices):
             raise ValueError(f"`filled_slices` must be indices along axis 0 (< {self.array.shape[0]}), got "
                              f"{self.filled_slices}")
@@ -430,7 +435,7 @@ def read_volume(path: str | Path, series: str | None = None) -> Volume:
     try:
         if path.is_dir():
             return _read_dicom_series(path, series)
-        image, thickness = sitk.ReadImage(str(path)), _nrrd_thickness(path)
+        image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise ValueError(
@@ -444,7 +449,8 @@ def read_volume(path: str | Path, series: str | None = None) -> Volume:
                              "background value), then give the volume again")
         _check_sform_was_used(path, image)
     volume = volume_from_sitk(image, source=repr(str(path)))
-    return Volume(volume.array, volume.geometry, thickness) if thickness else volume
+    stated = _nrrd_thickness(path, image.GetSpacing())
+    return volume if stated is None else Volume(volume.array, volume.geometry, stated[0], thickness_axis=stated[1])
 
 
 _SFORM_TOLERANCE_MM = 0.1  # corners of the grid placed further apart by the sform and by the reader: not the same grid
@@ -500,8 +506,12 @@ def _dicom_thickness(file: str) -> float | None:
     return _positive(text) if text is not None else None
 
 
-def _nrrd_thickness(path: Path) -> float | None:
-    """The ``thicknesses`` field of a NRRD header for the slice (third) axis, or None (SimpleITK drops it)."""
+def _nrrd_thickness(path: Path, spacing_xyz: Sequence[float]) -> tuple[float, int] | None:
+    """(thickness mm, numpy axis) from the ``thicknesses`` field of a NRRD header (SimpleITK drops it), or None.
+
+    The field has one entry per axis (ITK order x, y, z; "nan" where none is stated); the stated entry along the
+    largest spacing is the slices' (a volume resampled so its slices run along x states it there).
+    """
     if not path.name.lower().endswith((".nrrd", ".nhdr")):
         return None
     with open(path, "rb") as handle:
@@ -510,8 +520,12 @@ def _nrrd_thickness(path: Path) -> float | None:
             if not line:
                 break  # end of the header
             if line.lower().startswith("thicknesses:"):
-                values = line.split(":", 1)[1].split()
-                return _positive(values[2]) if len(values) == 3 else None
+                values = [_positive(v) for v in line.split(":", 1)[1].split()]
+                stated = [i for i, v in enumerate(values[:len(spacing_xyz)]) if v is not None]
+                if len(values) != len(spacing_xyz) or not stated:
+                    return None
+                itk_axis = max(stated, key=lambda i: spacing_xyz[i])
+                return values[itk_axis], len(spacing_xyz) - 1 - itk_axis
     return None
 
 

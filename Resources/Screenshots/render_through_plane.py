@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     crop = np.ascontiguousarray(vol.array[:, y0:y0 + c, x0:x0 + c])
     origin = index_to_world(vol.geometry, np.array([0.0, y0, x0]))  # the crop keeps its place in the world
     geometry = Geometry(vol.geometry.spacing, tuple(float(v) for v in origin), vol.geometry.direction)
-    cropped = DPNSLCore.Volume(crop, geometry, vol.slice_thickness)
+    cropped = DPNSLCore.Volume(crop, geometry, vol.slice_thickness, thickness_axis=vol.thickness_axis)
     rows = [("cubic", DPNSLCore.upsample(cropped, args.scale, method="cubic"))]
     if args.reference:
         thin = DPNSLCore.read_volume(args.reference)
