@@ -258,14 +258,16 @@ def _read_dicom_series(folder: Path, series: str | None = None) -> Volume:
     files, notes = _choose_series(folder, series)
     (frames,) = _header_values(files[0], "0028|0008")  # NumberOfFrames
     if len(files) == 1:
-        # one file: a multi-frame (enhanced) image, which the series reader would return as a 4-D image of one frame
+        # One file: a multi-frame (enhanced) image, which the series reader would return as a 4-D image of one frame.
+        # Its per-frame positions live in functional-group sequences that SimpleITK does not expose, so GDCM's grid
+        # is taken as it is (no gap or tilt check as for a series of files).
         image = sitk.ReadImage(files[0])
         if image.GetDimension() == 2 or image.GetDepth() == 1:  # GDCM reads one single-frame file as 3-D
             raise ValueError(f"the DICOM series in {str(folder)!r} is one slice ({Path(files[0]).name}); DPNSL needs "
                              "a stack: put every file of the series in that folder")
-        return Volume(volume_from_sitk(image, source=repr(files[0])).array, Geometry.from_sitk(image),
-                      _dicom_thickness(files[0]), reader_notes=notes)
-    if frames is not None and int(frames or 1) > 1:
+        volume = volume_from_sitk(image, source=repr(files[0]))
+        return Volume(volume.array, volume.geometry, _dicom_thickness(files[0]), reader_notes=notes)
+    if frames is not None and frames.isdigit() and int(frames) > 1:
         raise ValueError(
             f"the DICOM series in {str(folder)!r} is split over {len(files)} multi-frame files ({frames} frames in "
             f"{Path(files[0]).name}); DPNSL reads one multi-frame file or a series of single-frame files: give one "
