@@ -125,6 +125,12 @@ def test_the_default_box(values, modality, low, high):
     assert box.low == pytest.approx(low) and box.high == pytest.approx(high)
 
 
+def test_the_mr_box_says_where_its_lower_end_comes_from():
+    assert IntensityBounds.for_input(np.array([0.0, 500.0]), "mr").rule.startswith("MR: not negative,")
+    shifted = IntensityBounds.for_input(np.array([-3.0, 1.2]), "mr")  # e.g. a z-scored MR: the box starts at -3
+    assert shifted.low == -3.0 and shifted.rule.startswith("MR: not below the input's minimum (it has negative")
+
+
 def test_given_bounds_must_contain_the_input(lung):
     with pytest.raises(ValueError, match=r"must contain the input's range"):
         DPNSLCore.upsample(lung, 5, bounds=(-500, 500), device="cpu")

@@ -65,7 +65,8 @@ class IntensityBounds:
         if modality == "ct":
             high = max(high, CT_CEILING_HU if ceiling is None else float(ceiling))
             return cls(low, high, "CT: from air (-1024 HU) to max(3071 HU, input max + 10 % of its range)")
-        return cls(low, high, "MR: not negative, at most the input's maximum + 50 % of its range")
+        below = "not negative" if low >= floor else "not below the input's minimum (it has negative values)"
+        return cls(low, high, f"MR: {below}, at most the input's maximum + 50 % of its range")
 
     def within_type(self, dtype: np.dtype) -> IntensityBounds:
         """This box narrowed to what the integer output type ``dtype`` can hold (itself for a float type or a box
