@@ -234,3 +234,12 @@ def test_ctrl_c_during_the_run_or_the_writing_leaves_no_output(small_input, tmp_
 
     monkeypatch.setattr(cli, "upsample", interrupted)
     assert main(args) == 130 and not out.exists()
+
+
+def test_a_run_that_does_not_fit_in_memory_fails_cleanly_without_output(small_input, tmp_path, capsys, monkeypatch):
+    from DPNSLCore.inference import api
+
+    monkeypatch.setattr(api, "available_memory_bytes", lambda: 1000)
+    out = tmp_path / "thin.nii.gz"
+    assert main([str(small_input), "-o", str(out), "--scale", "4", "--method", "linear", "--quiet"]) == 2
+    assert "error: this run needs about" in capsys.readouterr().err and not out.exists()

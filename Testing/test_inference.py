@@ -135,3 +135,40 @@ def test_a_preallocated_output_is_written_in_place_and_checked():
     np.testing.assert_array_equal(out, reference.volume)
     with pytest.raises(ValueError, match=r"`out` must be a numpy array of shape \(12, 9, 6\) and dtype float32"):
         upsample(y, 2, method="cubic", slice_axis=1, out=np.zeros((12, 9, 6), np.float64))
+
+
+def test_a_run_whose_arrays_do_not_fit_in_memory_is_refused_before_any_work(monkeypatch):
+    from DPNSLCore.inference import api
+
+    array = np.zeros((6, 32, 32), np.int16)  # x4: 21 slices
+    voxels = 21 * 32 * 32
+
+    def gib(n: int) -> str:
+        return f"{n / 2**30:.3g} GiB"
+
+    monkeypatch.setattr(api, "available_memory_bytes", lambda: voxels * 2)  # room for an int16 output only
+    assert upsample(array, 4, method="linear", output_dtype="input").volume.dtype == np.int16
+    with pytest.raises(MemoryError, match=rf"needs about {gib(voxels * 10)} for its whole-volume arrays \(output "
+                                          rf"{gib(voxels * 2)}, anchor and detail {gib(voxels * 8)}\) and this "
+                                          rf"machine has {gib(voxels * 2)} left .*leave out the parts"):
+        upsample(array, 4, method="linear", output_dtype="input", return_parts=True)
+    with pytest.raises(MemoryError, match=rf"\(output {gib(voxels * 4)}\) .*an integer output type"):
+        upsample(array, 4, method="linear", output_dtype="float32")
+    monkeypatch.setattr(api, "available_memory_bytes", lambda: 0)
+    upsample(array, 4, method="linear", out=np.empty((21, 32, 32), np.float32))  # preallocated: needs nothing more
+    monkeypatch.setattr(api, "available_memory_bytes", lambda: None)  # not known (not Linux): no check
+    upsample(array, 4, method="linear", return_parts=True)
+
+
+def test_the_memory_estimate_counts_each_whole_volume_array():
+    from DPNSLCore.inference.allocator import available_memory_bytes
+    from DPNSLCore.inference.engine import output_bytes
+
+    shape = (10, 20, 30)
+    assert output_bytes(shape, np.dtype(np.int16), parts=False, n_experts=3) == {"output": 12000}
+    assert output_bytes(shape, np.dtype(np.float32), parts=True, n_experts=3) == {
+        "output": 24000, "anchor and detail": 48000, "routing maps": 72000}
+    assert output_bytes(shape, np.dtype(np.float32), parts=True, n_experts=0, preallocated=True) == {
+        "anchor and detail": 48000}
+    available = available_memory_bytes()
+    assert available is None or available > 0  # /proc/meminfo on Linux, None elsewhere

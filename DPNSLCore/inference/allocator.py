@@ -43,3 +43,19 @@ def release_freed_memory() -> bool:
     if libc is None or not hasattr(libc, "malloc_trim"):
         return False
     return bool(libc.malloc_trim(0))
+
+
+def available_memory_bytes() -> int | None:
+    """Memory a new allocation can still get without the OOM killer: MemAvailable + SwapFree of /proc/meminfo on
+    Linux; None elsewhere (not known: no check is made).
+
+    Linux overcommits: ``np.empty`` of an output larger than the machine succeeds and the process is killed later,
+    mid-run and without a message, when the pages are touched; so the need is compared with this up front.
+    """
+    try:
+        with open("/proc/meminfo") as handle:
+            fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        return sum(int(fields[key].split()[0]) * 1024 for key in ("MemAvailable", "SwapFree"))
+    except (OSError, KeyError, ValueError):
+        return None
+

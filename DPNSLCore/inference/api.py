@@ -26,8 +26,9 @@ from ..ops.bounds import IntensityBounds
 from ..ops.destripe import DestripeOptions, phase_period
 from ..ops.interpolation import BASELINES
 from .adapt import AdaptOptions, adapt_model
+from .allocator import available_memory_bytes
 from .calibrate import CalibrateOptions, CalibrationUnavailableError, fit_detail_gain
-from .engine import baseline_column, network_column, network_halo, run_volume
+from .engine import baseline_column, network_column, network_halo, output_bytes, run_volume
 from .ensemble import check_ensemble
 from .request import UpsamplePlan, UpsampleRequest
 from .tiling import CancelFn, ProgressFn, TilingOptions
@@ -133,6 +134,23 @@ def _reader_notes(volume: object) -> list[str]:
                      f"its regular grid): filled by linear interpolation of their acquired neighbours; the "
                      f"{n - len(filled)} acquired slices keep their true world positions")
     return notes
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
+def _check_memory(need: dict[str, int]) -> None:
+    """Refuse, before any work, a run whose whole-volume arrays do not fit in the memory left on this machine (on
+    Linux the allocation itself would succeed and the process be killed later without a word)."""
+    available, total = available_memory_bytes(), sum(need.values())
+    if available is None or total <= available:
+        return
+    parts = ", ".join(f"{name} {_gib(n)}" for name, n in need.items())
+    raise MemoryError(f"this run needs about {_gib(total)} for its whole-volume arrays ({parts}) and this machine has "
+                      f"{_gib(available)} left (available memory + free swap): ask for a smaller scale or a coarser "
+                      "target spacing, crop the volume, write an integer output type instead of float32, or leave "
+                      "out the parts (--save-parts, return_parts)")
 
 
 def resolve_output_dtype(output_dtype: Any, array: np.ndarray) -> np.dtype:
@@ -369,6 +387,8 @@ def upsample(
                               thickness=thickness, profile=profile, thickness_mm=thickness_mm)
     plan = request.resolve(array.shape, geometry=geometry, slice_thickness=header, thickness_axis=header_axis,
                            trained_acquisition=trained)
+    _check_memory(output_bytes(plan.output_shape, dtype, parts=return_parts, preallocated=out is not None,
+                               n_experts=choice.model.config.n_experts if choice is not None else 0))
     deg = plan.degradation_operator()
     notes = _reader_notes(volume) + list(plan.notes)
     source = kind = None

@@ -67,6 +67,20 @@ def memory_error(err: BaseException, tiling: TilingOptions) -> MemoryError:
     )
 
 
+def output_bytes(output_shape: tuple[int, ...], out_dtype: np.dtype, *, parts: bool, n_experts: int,
+                 preallocated: bool = False) -> dict[str, int]:
+    """Bytes :func:`run_volume` allocates for its whole-volume arrays, by array (the output, unless the caller
+    gives it preallocated; with ``parts``, the float32 anchor and detail and the ``n_experts`` routing maps).
+    The per-tile working set is set by the tiling and is small beside these for large outputs."""
+    voxels = int(np.prod(output_shape))
+    need = {} if preallocated else {"output": voxels * np.dtype(out_dtype).itemsize}
+    if parts:
+        need["anchor and detail"] = 2 * voxels * 4
+        if n_experts:
+            need["routing maps"] = n_experts * voxels * 4
+    return need
+
+
 def is_out_of_memory(err: BaseException) -> bool:
     """True for CUDA's and the CPU allocator's out-of-memory errors (and numpy's MemoryError)."""
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
