@@ -42,6 +42,29 @@ def test_sample_and_profile_end_in_the_box_and_stay_consistent(kind, thickness):
     assert before > 0.5 and after < 1e-3 * before and report.clipped > 0 and report.outside == report.fallback == 0
     assert 0 < report.iterations <= 300
     assert float((deg.forward(out) - y).abs().max()) < 1e-9  # float64: consistent to round-off
+    distance = torch.maximum(-0.5 - out, out - 2).clamp(min=0)  # every voxel left outside is counted, to the last
+    assert report.outside + report.near == int((distance > 0.01 * report.tolerance).sum())
+    assert report.outside == int((distance > report.tolerance).sum())  # "still outside": beyond the tolerance
+    assert report.tolerance == pytest.approx(2.5e-4)
+
+
+def test_voxels_outside_are_counted_beyond_and_within_the_tolerance_not_round_off():
+    from DPNSLCore.ops.bounds import count_outside
+
+    distance = torch.tensor([0.0, 1e-3, 5e-3, 0.3, 0.41, 0.42, 4.0, 16.9])
+    assert count_outside(distance, 0.41) == (3, 3)  # 0.42, 4, 16.9 beyond; 5e-3, 0.3, 0.41 within; 1e-3 round-off
+
+
+def test_voxels_outside_by_less_than_the_stopping_tolerance_are_said():
+    from DPNSLCore.ops.bounds import BoundsReport
+
+    box = IntensityBounds(-1024.0, 3071.0, "CT")
+    ct = BoundsReport(total=1000, clipped=100, outside=1, worst=16.9, near=82, tolerance=0.41).text(box)
+    assert ct.endswith("; 0.10 % still outside, by at most 16.9, to keep A x = y; 8.20 % outside by less than 0.41 "
+                       "(the projections' stopping tolerance; an integer output rounds them onto the range)")
+    mr = BoundsReport(total=1000, clipped=100, near=5, tolerance=0.61).text(box)
+    assert mr.endswith("0.50 % outside by less than 0.61 (the projections' stopping tolerance)")  # -0.6 rounds to -1
+    assert "outside by less" not in BoundsReport(total=1000, clipped=100).text(box)
 
 
 def qp_projection(x0, y, matrix, low, high):

@@ -101,12 +101,15 @@ class BoundsReport:
     fallback: int = 0  # columns with no consistent volume in the box
     columns: int = 0  # columns examined
     impossible: int = 0  # columns left outside the box by more than IMPLAUSIBLE_MARGIN of its width
+    near: int = 0  # voxels outside by no more than the projections' stopping tolerance (``tolerance``)
+    tolerance: float = 0.0
 
     def merge(self, other: BoundsReport) -> BoundsReport:
         return BoundsReport(self.total + other.total, self.clipped + other.clipped, self.outside + other.outside,
                             max(self.worst, other.worst), max(self.iterations, other.iterations),
                             max(self.newton, other.newton), self.fallback + other.fallback,
-                            self.columns + other.columns, self.impossible + other.impossible)
+                            self.columns + other.columns, self.impossible + other.impossible,
+                            self.near + other.near, max(self.tolerance, other.tolerance))
 
     @property
     def implausible(self) -> bool:
@@ -133,6 +136,10 @@ class BoundsReport:
         if self.outside:
             line += (f"; {100.0 * self.outside / max(self.total, 1):.2f} % still outside, by at most "
                      f"{self.worst:.3g}, to keep A x = y")
+        if self.near:
+            rounds = "; an integer output rounds them onto the range" if self.tolerance < 0.5 else ""
+            line += (f"; {100.0 * self.near / max(self.total, 1):.2f} % outside by less than {self.tolerance:.2g} (the "
+                     f"projections' stopping tolerance{rounds})")
         return line
 
 
@@ -289,10 +296,17 @@ def keep_in_bounds(x: torch.Tensor, y: torch.Tensor, degradation: Degradation, b
         rounds += more
     x = flat.reshape(x.shape)
     distance = torch.maximum(low - x, x - high).clamp(min=0)
-    still = int((distance > 10 * tolerance).sum())
+    still, near = count_outside(distance, tolerance)
     impossible = int((distance.amax(dim=0) > IMPLAUSIBLE_MARGIN * (high - low)).sum())
     return x, BoundsReport(x.numel(), clipped, still, float(distance.max()), rounds, steps, fallback, columns,
-                           impossible)
+                           impossible, near, tolerance)
+
+
+def count_outside(distance: torch.Tensor, tolerance: float) -> tuple[int, int]:
+    """(voxels still outside the box by more than ``tolerance``, voxels outside by less) from their distances to
+    it; distances within 1 % of the tolerance are the round-off of the last step onto A x = y and not counted."""
+    still = int((distance > tolerance).sum())
+    return still, int((distance > 0.01 * tolerance).sum()) - still
 
 
 def _alternate(flat: torch.Tensor, y_flat: torch.Tensor, columns: torch.Tensor, degradation: Degradation,
