@@ -320,9 +320,14 @@ def _rewrite_tag(file: Path, tag: str, value: str) -> None:
     writer.Execute(image)
 
 
+def _six_slices(folder: Path, uid_suffix: str) -> None:
+    """Six empty 5 mm slices s000.dcm ... s005.dcm, at z = 0, 5, ... 25 mm, for the header-rewriting tests."""
+    _write_dicom_series(folder, Volume(np.zeros((6, 6, 7), dtype=np.int16), Geometry((0.6, 0.8, 5.0))), uid_suffix,
+                        "s")
+
+
 def test_dicom_series_with_variable_spacing_is_refused(tmp_path: Path) -> None:
-    geometry = Geometry((0.6, 0.8, 5.0))
-    _write_dicom_series(tmp_path, Volume(np.zeros((6, 6, 7), dtype=np.int16), geometry), "5", "s")
+    _six_slices(tmp_path, "5")
     _rewrite_tag(tmp_path / "s005.dcm", "0020|0032", "0\\0\\27.0")  # 2 mm too far: an irregular step, not a gap
     with pytest.raises(ValueError, match=r"irregular or overlapping slices\): s004.dcm and s005.dcm are 7 mm apart.*"
                                          r"not a whole number of spacings"):
@@ -330,8 +335,7 @@ def test_dicom_series_with_variable_spacing_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_gantry_tilted_dicom_series_is_refused_with_its_angle(tmp_path: Path) -> None:
-    geometry = Geometry((0.6, 0.8, 5.0))
-    _write_dicom_series(tmp_path, Volume(np.zeros((6, 6, 7), dtype=np.int16), geometry), "8", "s")
+    _six_slices(tmp_path, "8")
     shift = 5.0 * np.tan(np.radians(15.0))  # each slice 15 degrees off the normal, as a tilted gantry steps
     for k in range(6):
         _rewrite_tag(tmp_path / f"s{k:03d}.dcm", "0020|0032", f"0\\{k * shift:.6f}\\{5.0 * k:.6f}")
@@ -341,15 +345,13 @@ def test_a_gantry_tilted_dicom_series_is_refused_with_its_angle(tmp_path: Path) 
 
 
 def test_a_series_that_is_tilted_by_less_than_the_header_precision_is_read(tmp_path: Path) -> None:
-    geometry = Geometry((0.6, 0.8, 5.0))
-    _write_dicom_series(tmp_path, Volume(np.zeros((6, 6, 7), dtype=np.int16), geometry), "9", "s")
+    _six_slices(tmp_path, "9")
     _rewrite_tag(tmp_path / "s003.dcm", "0020|0032", "0.01\\-0.01\\15.0")  # rounding in the header, not a tilt
     assert read_volume(tmp_path).array.shape == (6, 6, 7)
 
 
 def test_a_series_that_mixes_slice_orientations_is_refused(tmp_path: Path) -> None:
-    geometry = Geometry((0.6, 0.8, 5.0))
-    _write_dicom_series(tmp_path, Volume(np.zeros((6, 6, 7), dtype=np.int16), geometry), "10", "s")
+    _six_slices(tmp_path, "10")
     _rewrite_tag(tmp_path / "s004.dcm", "0020|0037", "1\\0\\0\\0\\0\\-1")  # a coronal slice among axial ones
     with pytest.raises(ValueError, match=r"mixes slice orientations: s004.dcm is not parallel to s000.dcm"):
         read_volume(tmp_path)

@@ -444,13 +444,13 @@ def read_volume(path: str | Path, series: str | None = None) -> Volume:
             f"could not read {str(path)!r} as an image ({reason}); supported: NIfTI (.nii/.nii.gz), NRRD, "
             "MHA/MHD files or a DICOM series folder"
         ) from exc
+    volume = volume_from_sitk(image, source=repr(str(path)))
     if path.name.lower().endswith((".nii", ".nii.gz")):
         if bad := count_non_finite(path):
             raise ValueError(f"{str(path)!r} holds {bad} NaN/Inf voxel(s), which the NIfTI reader would turn into 0 "
                              "(a valid intensity) without a word; fill or mask them first (e.g. set them to the "
                              "background value), then give the volume again")
-        _check_sform_was_used(path, image)
-    volume = volume_from_sitk(image, source=repr(str(path)))
+        _check_sform_was_used(path, volume)
     stated = _nrrd_thickness(path, image.GetSpacing())
     return volume if stated is None else Volume(volume.array, volume.geometry, stated[0], thickness_axis=stated[1])
 
@@ -458,7 +458,7 @@ def read_volume(path: str | Path, series: str | None = None) -> Volume:
 _SFORM_TOLERANCE_MM = 0.1  # corners of the grid placed further apart by the sform and by the reader: not the same grid
 
 
-def _check_sform_was_used(path: Path, image: sitk.Image) -> None:
+def _check_sform_was_used(path: Path, volume: Volume) -> None:
     """Refuse a NIfTI file whose sform the reader did not follow.
 
     ITK reads the sform when it is a rotation with the pixdim spacings, else the qform (InsightSoftwareConsortium
@@ -467,15 +467,12 @@ def _check_sform_was_used(path: Path, image: sitk.Image) -> None:
     sets the scale may be the other one.
     """
     affine = sform(path)
-    if affine is None or image.GetDimension() < 3:
+    if affine is None:
         return
-    size = np.array(image.GetSize()[:3], dtype=np.float64)
-    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)]) * (size - 1)
-    geometry = Geometry(image.GetSpacing()[:3], image.GetOrigin()[:3],
-                        np.asarray(image.GetDirection()).reshape(image.GetDimension(), -1)[:3, :3].ravel())
-    lps_to_ras = np.array([-1.0, -1.0, 1.0])
-    read = (geometry.origin + corners * geometry.spacing @ geometry.direction_matrix.T) * lps_to_ras
-    stated = corners @ affine[:, :3].T + affine[:, 3]
+    unit = np.array([[k, j, i] for k in (0, 1) for j in (0, 1) for i in (0, 1)])
+    corners = unit * (np.array(volume.array.shape) - 1)  # (z, y, x) indices of the grid's 8 corners
+    read = index_to_world(volume.geometry, corners) * np.array([-1.0, -1.0, 1.0])  # LPS -> the sform's RAS
+    stated = corners[:, ::-1] @ affine[:, :3].T + affine[:, 3]  # the sform takes (i, j, k) = (x, y, z) indices
     apart = float(np.linalg.norm(read - stated, axis=1).max())
     if apart <= _SFORM_TOLERANCE_MM:
         return
@@ -484,8 +481,8 @@ def _check_sform_was_used(path: Path, image: sitk.Image) -> None:
         f"{str(path)!r} states two different grids: its sform (what FSL and nibabel use) is not a rotation with the "
         f"voxel size of its header, so the NIfTI reader (ITK, as 3D Slicer) used the qform instead; the two place "
         f"the grid's corners up to {apart:.3g} mm apart (spacing by the sform {_mm(sform_spacing)} mm, by the qform "
-        f"{_mm(geometry.spacing)} mm). The output would carry the qform's grid and not overlay this input in the "
-        "tools that use the sform. Make the header consistent first: if the qform is right, `fslorient "
+        f"{_mm(volume.geometry.spacing)} mm). The output would carry the qform's grid and not overlay this input in "
+        "the tools that use the sform. Make the header consistent first: if the qform is right, `fslorient "
         "-copyqform2sform FILE`; if the sform is, resample the image onto it (e.g. FSL flirt -applyxfm, ANTs), "
         "then give the volume again")
 
