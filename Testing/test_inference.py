@@ -172,3 +172,15 @@ def test_the_memory_estimate_counts_each_whole_volume_array():
         "anchor and detail": 48000}
     available = available_memory_bytes()
     assert available is None or available > 0  # /proc/meminfo on Linux, None elsewhere
+
+
+def test_the_modality_a_header_states_picks_the_model_and_the_note_says_so():
+    ct_like = np.full((6, 12, 12), 40, np.int16)
+    ct_like[:, :4] = -1000  # plenty of air: the intensities alone say CT
+    stated = upsample(Volume(ct_like, Geometry(spacing=(1.0, 1.0, 3.0)), modality="mr"), 2, device="cpu",
+                      calibrate=False)
+    assert stated.modality == "mr"
+    assert any("modality MR because the header says MR" in n for n in stated.notes)
+    guessed = upsample(Volume(ct_like, Geometry(spacing=(1.0, 1.0, 3.0))), 2, device="cpu", calibrate=False)
+    assert guessed.modality == "ct" and any("modality CT because the intensities look like HU" in n
+                                            for n in guessed.notes)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from DPNSLCore.io.intensity import IntensityNormalizer, guess_modality
+from DPNSLCore.io.intensity import IntensityNormalizer, explain_modality, guess_modality
 
 
 def test_ct_forward_known_values() -> None:
@@ -98,6 +98,27 @@ def test_guess_modality_ct_when_air_present() -> None:
 def test_guess_modality_mr_for_non_negative_or_little_air() -> None:
     assert guess_modality(np.random.default_rng(0).uniform(0, 1200, (8, 8, 8))) == "mr"
     assert guess_modality(_ct_phantom(0.0)) == "mr"  # no air: the 1st percentile is 40 HU
+
+
+def test_a_ct_crop_with_little_air_is_ct_because_its_minimum_reaches_air() -> None:
+    # a mediastinal crop: 0.1 % air (trachea), the rest soft tissue; its 1st percentile is 40 HU
+    crop = np.full((20, 20, 20), 40.0)
+    crop[:2, :2, :2] = -1000.0  # 8 voxels: not yet enough
+    assert guess_modality(crop) == "mr"
+    crop[:2, :6, :6] = -1000.0  # 72 voxels, 0.9 %
+    guess = explain_modality(crop)
+    assert guess.modality == "ct" and "reach air in HU (72 voxels" in guess.reason
+    spike = np.random.default_rng(0).uniform(0, 1000, (20, 20, 20))
+    spike[3, 3, 3] = -30000  # one outlier voxel of an MR is not air
+    assert guess_modality(spike) == "mr"
+    zscored = np.random.default_rng(0).normal(0, 1, (10, 10, 10))  # an MR z-scored: negative, never near -900
+    assert guess_modality(zscored) == "mr" and guess_modality(zscored - 5) == "mr"
+
+
+def test_the_header_modality_wins_over_the_intensities() -> None:
+    assert explain_modality(_ct_phantom(0.3), stated="MR") == explain_modality(_ct_phantom(0.0), stated="mr")
+    assert explain_modality(_ct_phantom(0.0), stated="CT").reason == "the header says CT"
+    assert explain_modality(_ct_phantom(0.3), stated="PT").modality == "ct"  # neither CT nor MR: the intensities
 
 
 def test_guess_modality_rejects_empty() -> None:

@@ -121,7 +121,7 @@ def test_failed_write_leaves_existing_file_untouched_and_no_temp(tmp_path: Path,
 
 # ------------------------------------------------------------------------------------------------- DICOM
 def _write_dicom_series(folder: Path, vol: Volume, uid_suffix: str, prefix: str, thickness: str | None = None,
-                        description: str | None = None) -> None:
+                        description: str | None = None, modality: str = "CT") -> None:
     """Write ``vol`` as one DICOM file per z-slice with the tags a series reader needs."""
     image = volume_to_sitk(vol)
     d = image.GetDirection()
@@ -132,7 +132,7 @@ def _write_dicom_series(folder: Path, vol: Volume, uid_suffix: str, prefix: str,
         slice_k = image[:, :, k]
         position = image.TransformIndexToPhysicalPoint((0, 0, k))
         for tag, value in (
-            ("0008|0060", "CT"),
+            ("0008|0060", modality),
             ("0008|0008", "DERIVED\\SECONDARY"),
             ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),  # study instance UID
             ("0020|000e", f"1.2.826.0.1.3680043.2.1125.1.{uid_suffix}"),  # series instance UID
@@ -168,6 +168,17 @@ def test_dicom_series_folder_reads_largest_series_with_geometry_and_says_so(tmp_
     (note,) = back.reader_notes
     assert f"read series {SERIES_UID}2 ('AX 2mm'), 5 file(s), the one with the most files of the 2" in note
     assert f"the others: {SERIES_UID}3 ('Scout'), 3 file(s); choose another with --series UID" in note
+
+
+def test_a_dicom_series_carries_its_modality_and_files_in_slice_order(tmp_path: Path) -> None:
+    vol = Volume(np.arange(5 * 6 * 7, dtype=np.int16).reshape(5, 6, 7), ROTATED)
+    _write_dicom_series(tmp_path, vol, "7", "mr", modality="MR")
+    read = read_volume(tmp_path)
+    assert read.modality == "mr" and len(read.source_files) == 5
+    positions = [_stated_position(Path(f)) for f in read.source_files]
+    origins = [index_to_world(read.geometry, np.array([k, 0, 0])) for k in range(5)]
+    np.testing.assert_allclose(positions, origins, atol=1e-3)  # file k holds array slice k
+    assert read_volume(tmp_path / "mr001.dcm").modality is None  # one file read as an image: no series header
 
 
 def test_a_dicom_folder_of_one_series_has_no_reader_note(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io.intensity import MR_INPUT_PERCENTILE, IntensityNormalizer, guess_modality, looks_like_shifted_ct
+from ..io.intensity import MR_INPUT_PERCENTILE, IntensityNormalizer, explain_modality, looks_like_shifted_ct
 from ..io.volumes import Geometry, Volume
 from ..models.network import DPNSL
 from ..models.registry import LoadedModel, open_model, resolve_device
@@ -178,21 +178,21 @@ class _ModelChoice:
 
 
 def _choose_model(model: Any, array: np.ndarray, modality: str, intensity: IntensityNormalizer | None,
-                  device: torch.device, allow_untrained: bool) -> _ModelChoice:
-    """The network, where it came from, the intensity rule and why (one place for these rules)."""
+                  device: torch.device, allow_untrained: bool, stated: str | None = None) -> _ModelChoice:
+    """The network, where it came from, the intensity rule and why (one place for these rules); ``stated``: the
+    modality the input's header gives (DICOM Modality)."""
     if modality not in MODALITIES:
         raise ValueError(f"`modality` must be one of {MODALITIES}, got {modality!r}")
     notes = []
-    guessed = guess_modality(array) if modality == "auto" else modality
+    evidence = explain_modality(array, stated) if modality == "auto" else None
+    guessed = evidence.modality if evidence is not None else modality
     if isinstance(model, DPNSL):
         loaded = LoadedModel(model, "the given model")
     elif isinstance(model, LoadedModel):
         loaded = model
     elif model is None:
         loaded = open_model(guessed, device)
-        why = "as given" if modality != "auto" else (
-            "because the intensities look like HU (1st percentile below -500)" if guessed == "ct"
-            else "because the intensities show no air in HU (1st percentile >= -500)")
+        why = "as given" if evidence is None else f"because {evidence.reason}"
         notes.append(f"model: {loaded.source}; modality {guessed.upper()} {why}; override with modality / model")
     elif isinstance(model, (str, Path)):
         loaded = open_model(model, device, allow_untrained=allow_untrained)
@@ -267,9 +267,11 @@ def _bounds(bounds: Any, array: np.ndarray, normalizer: IntensityNormalizer,
         return None
     if isinstance(bounds, str) and bounds == "auto":
         if normalizer.kind == "ct":  # -1024 and 3071 HU in the input's units
-            return IntensityBounds.for_input(array, "ct", floor=normalizer.offset,
-                                             ceiling=normalizer.offset + normalizer.scale).within_type(dtype)
-        return IntensityBounds.for_input(array, "mr").within_type(dtype)
+            box = IntensityBounds.for_input(array, "ct", floor=normalizer.offset,
+                                            ceiling=normalizer.offset + normalizer.scale)
+        else:
+            box = IntensityBounds.for_input(array, "mr")
+        return None if box is None else box.within_type(dtype)
     try:
         low, high = (float(v) for v in bounds)
     except (TypeError, ValueError) as err:
@@ -381,7 +383,8 @@ def upsample(
     choice = trained = None
     if method == "dpnsl":
         dev = resolve_device(device)
-        choice = _choose_model(model, array, modality, intensity, dev, allow_untrained)
+        stated = volume.modality if isinstance(volume, Volume) else None
+        choice = _choose_model(model, array, modality, intensity, dev, allow_untrained, stated)
         trained = choice.model.config.acquisition
     request = UpsampleRequest(scale=scale, spacing=spacing, slice_axis=slice_axis, degradation=degradation,
                               thickness=thickness, profile=profile, thickness_mm=thickness_mm)
@@ -402,6 +405,8 @@ def upsample(
                                                  progress, cancel)
             notes.append(adapt_note)
         box = _bounds(bounds, array, choice.normalizer, dtype)
+        if box is None and bounds is not None:
+            notes.append("bounds: off, an MR with negative values (z-scored, phase) has no physical intensity range")
         stripes = DestripeOptions.from_value(destripe)
         if stripes is not None and phase_period(plan.scale) is None:
             notes.append(f"destripe: off, the scale {plan.scale:g} has no short phase period")

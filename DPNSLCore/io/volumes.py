@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import secrets
@@ -128,6 +129,11 @@ class Volume:
             neighbours (see :func:`read_volume`); empty for complete data.
         reader_notes: what the reader chose where the file left a choice (e.g. which of a folder's DICOM series it
             read), one sentence each, for the front ends to show; empty when there was nothing to choose.
+        modality: the modality the header states, lower case ("ct", "mr", ... from DICOM Modality); None when the
+            format has no such field (NIfTI, NRRD, MHA).
+        source_files: the DICOM files of the series read (the reader's order: that of the acquired slices along
+            axis 0; empty for other formats): a DICOM output takes the patient, study and frame of reference from
+            them.
 
     Raises:
         TypeError: if ``array`` is not a numpy array or ``geometry`` not a :class:`Geometry`.
@@ -140,6 +146,8 @@ class Volume:
     filled_slices: tuple[int, ...] = ()
     reader_notes: tuple[str, ...] = ()
     thickness_axis: int = 0
+    modality: str | None = None
+    source_files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.array, np.ndarray):
@@ -152,6 +160,7 @@ class Volume:
             raise ValueError(f"`slice_thickness` must be a positive number of mm or None, got {self.slice_thickness!r}")
         object.__setattr__(self, "filled_slices", tuple(int(k) for k in self.filled_slices))
         object.__setattr__(self, "reader_notes", tuple(str(n) for n in self.reader_notes))
+        object.__setattr__(self, "source_files", tuple(str(f) for f in self.source_files))
         if self.thickness_axis not in (0, 1, 2):
             raise ValueError(f"`thickness_axis` must be a numpy axis 0, 1 or 2, got {self.thickness_axis!r}")
         if any(not 0 <= k < self.array.shape[0] for k in self.filled_slices):
@@ -254,8 +263,16 @@ def _choose_series(folder: Path, series: str | None) -> tuple[tuple[str, ...], t
 
 
 def _read_dicom_series(folder: Path, series: str | None = None) -> Volume:
-    """Read one DICOM series of ``folder`` (not recursive) onto its regular slice grid (see :func:`read_volume`)."""
+    """Read one DICOM series of ``folder`` (not recursive) onto its regular slice grid (see :func:`read_volume`),
+    with the modality its header states and its files in slice order."""
     files, notes = _choose_series(folder, series)
+    volume = _read_dicom_grid(folder, files, notes)
+    (modality,) = _header_values(files[0], "0008|0060")  # Modality
+    return dataclasses.replace(volume, modality=modality.lower() if modality else None, source_files=files)
+
+
+def _read_dicom_grid(folder: Path, files: tuple[str, ...], notes: tuple[str, ...]) -> Volume:
+    """The voxels and grid of one series' ``files`` (see :func:`_read_dicom_series`)."""
     (frames,) = _header_values(files[0], "0028|0008")  # NumberOfFrames
     if len(files) == 1:
         # One file: a multi-frame (enhanced) image, which the series reader would return as a 4-D image of one frame.

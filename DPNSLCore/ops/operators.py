@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .banded import BandedMatrix, band_cholesky, band_cholesky_solve
 from .grid import KINDS, PROFILES, check_scale, hr_length, lr_length
 from .interpolation import apply_along_slices, interpolation_matrix
 
@@ -108,6 +109,7 @@ class Degradation:
     pinv_matrix: np.ndarray = field(repr=False, compare=False, default=None)  # A+, (n_hr, n_lr)
     linear_matrix: np.ndarray = field(repr=False, compare=False, default=None)  # L, (n_hr, n_lr)
     _anchors: dict = field(repr=False, compare=False, default_factory=dict)  # kind -> B, built on first use
+    _band: dict = field(repr=False, compare=False, default_factory=dict)  # A as a band, A A^T's factor: on first use
 
     @property
     def hr_positions(self) -> np.ndarray:
@@ -138,6 +140,25 @@ class Degradation:
             out = y.new_zeros(*y.shape[:-3], self.n_hr, *y.shape[-2:])
             return out.index_copy_(-3, self._index(y), y)
         return apply_along_slices(self.pinv_matrix, y)
+
+    def band(self) -> BandedMatrix:
+        """A as a :class:`~DPNSLCore.ops.banded.BandedMatrix` (built once): products in time linear in the slices."""
+        if "a" not in self._band:
+            self._band["a"] = BandedMatrix.from_dense(self.matrix)
+        return self._band["a"]
+
+    def project_consistent(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The orthogonal projection of columns ``x`` (n_hr, k) onto {A x = y} (``y``: (n_lr, k)): ``x - A+ (A x -
+        y)``, with A+ applied as ``A^T (A A^T)^-1`` through band operations (linear in the slices, float64 inside)."""
+        band = self.band()
+        if "gram" not in self._band:
+            factor, ok = band_cholesky(band.gram_bands())
+            if not bool(ok.all()):
+                raise ValueError("A A^T is not positive definite: the acquisition's rows are dependent")
+            self._band["gram"] = factor
+        residual = band.apply(x.double()) - y.double()
+        z = band_cholesky_solve(self._band["gram"].to(x.device), residual.T).T
+        return (x.double() - band.apply_transposed(z)).to(x.dtype)
 
     def linear(self, y: torch.Tensor) -> torch.Tensor:
         """Linear interpolation of the observed slices onto the HR grid."""
