@@ -71,11 +71,28 @@ def test_a_volume_the_anchor_explains_gets_no_detail():
     assert low.gain == 0.25 and "clipped" in low.text()
 
 
+def test_a_gain_that_wins_the_views_by_less_than_the_threshold_is_not_applied():
+    z, y, x = np.meshgrid(np.arange(10), np.arange(48), np.arange(48), indexing="ij")
+    vol = Volume((300 * np.sin(1.3 * z) + 0 * y + 0 * x).astype(np.float32), Geometry(spacing=(0.7, 0.7, 2.8)))
+    args = (_model(), _normalised(vol), vol.geometry.spacing_zyx, _plan(vol, 4), CPU)
+    applied = fit_detail_gain(*args, options=CalibrateOptions(crop=32, max_slices=32))
+    assert applied.applied and applied.gain == applied.fitted and applied.psnr_gain_db >= 0.1
+    strict = fit_detail_gain(*args, options=CalibrateOptions(crop=32, max_slices=32,
+                                                             min_gain_db=applied.psnr_gain_db + 0.01))
+    assert not strict.applied and strict.gain == 1.0 and strict.fitted == pytest.approx(applied.fitted)
+    assert strict.text().startswith("detail gain 1: the gain fitted on 2 in-plane view(s)")
+    assert f"was {applied.fitted:.2f}, a win below {applied.psnr_gain_db + 0.01:g} dB" in strict.text()
+    result = upsample(vol, 4, model=_model(), device="cpu", bounds=None,
+                      calibrate=CalibrateOptions(crop=32, max_slices=32, min_gain_db=1e3))
+    assert result.detail_gain == 1.0 and not result.calibration.applied and result.calibration.fitted < 0.5
+    assert any(n.startswith("detail gain 1: the gain fitted") for n in result.notes)
+
+
 @pytest.mark.parametrize("kind", ["decimate", "profile"])
 def test_the_fitted_gain_is_the_best_one_on_the_calibration_views(kind):
     """Independent check through the public API: upsample each view's simulated acquisition and score a grid of
     gains; the fitted one must beat them all (it is the least-squares optimum)."""
-    vol, scale, options = _thick(), 2, CalibrateOptions(crop=32, max_slices=40, high=50.0)
+    vol, scale, options = _thick(), 2, CalibrateOptions(crop=32, max_slices=40, high=50.0, min_gain_db=0.0)
     model, normalised = _model(), _normalised(vol)
     report = fit_detail_gain(model, normalised, vol.geometry.spacing_zyx, _plan(vol, scale, kind), CPU,
                              options=options)
@@ -92,7 +109,7 @@ def test_the_fitted_gain_is_the_best_one_on_the_calibration_views(kind):
     def error(g):
         return sum(float(((t - g * d) ** 2).sum()) for t, d in pairs)
 
-    assert report.gain == pytest.approx(report.raw) and 0 < report.gain < 50
+    assert report.applied and report.gain == pytest.approx(report.raw) and 0 < report.gain < 50
     for g in (0.0, 1.0, report.gain * 0.9, report.gain * 1.1, report.gain + 0.05, report.gain - 0.05):
         assert error(report.gain) <= error(g) * (1 + 1e-5)
 
@@ -103,7 +120,7 @@ def test_upsample_scales_the_detail_and_keeps_the_acquired_slices(kind):
     plain = upsample(vol, 4, model=model, degradation=kind, device="cpu", return_parts=True, bounds=None,
                      calibrate=False)
     fitted = upsample(vol, 4, model=model, degradation=kind, device="cpu", return_parts=True, bounds=None,
-                      calibrate=CalibrateOptions(crop=32, max_slices=40))
+                      calibrate=CalibrateOptions(crop=32, max_slices=40, min_gain_db=0.0))
     gain = fitted.detail_gain
     assert plain.detail_gain == 1.0 and 0.0 <= gain < 1.0  # the untrained detail is damped
     assert any(n.startswith(f"detail gain {gain:.2f}") and "2 in-plane view(s)" in n for n in fitted.notes)
@@ -131,7 +148,8 @@ def test_calibration_is_the_default_said_first_and_independent_of_the_tiling():
     whole = upsample(vol, 2, model=model, degradation="decimate", device="cpu",
                      progress=lambda fraction, message: seen.append(message))
     assert seen[0] == "calibrating the detail on the volume's in-plane axes"
-    assert any(n.startswith(f"detail gain {whole.detail_gain:.2f}") for n in whole.notes)
+    assert any(n.startswith("detail gain") for n in whole.notes)
+    assert whole.calibration is not None and whole.detail_gain == whole.calibration.gain
     tiled = upsample(vol, 2, model=model, degradation="decimate", device="cpu",
                      tiling={"tile_size": 8, "z_window": 3})
     assert tiled.detail_gain == whole.detail_gain

@@ -117,11 +117,12 @@ def test_the_detail_gain_is_fitted_to_the_ensembled_detail():
 
     rng = np.random.default_rng(1)
     vol = Volume(rng.random((12, 40, 40)).astype(np.float32), Geometry(spacing=(0.7, 0.7, 2.8)))
-    model, options = random_model(seed=2), CalibrateOptions(crop=32, max_slices=40)
+    model, options = random_model(seed=2), CalibrateOptions(crop=32, max_slices=40, min_gain_db=0.0)
     plan = UpsampleRequest(scale=4, degradation="decimate").resolve(vol.array.shape, geometry=vol.geometry)
     fits = {n: fit_detail_gain(model, vol.array, (2.8, 0.7, 0.7), plan, torch.device("cpu"), options=options,
                                ensemble=n).raw for n in (1, 8)}
     assert abs(fits[8] - fits[1]) > 1e-3
     run = upsample(vol, 4, model=model, degradation="decimate", device="cpu", intensity=IDENTITY,
-                   calibrate=CalibrateOptions(crop=32, max_slices=40, high=100.0), destripe=False, ensemble=8)
+                   calibrate=CalibrateOptions(crop=32, max_slices=40, high=100.0, min_gain_db=0.0), destripe=False,
+                   ensemble=8)
     assert run.detail_gain == pytest.approx(min(max(fits[8], 0.0), 100.0), rel=1e-6)

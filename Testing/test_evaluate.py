@@ -80,11 +80,13 @@ def test_scores_record_the_fitted_detail_gain(tmp_path):
     scores = score_volume(volume, [3], ["linear", "dpnsl"], model=model, options=FAST)
     plain = score_volume(volume, [3], ["dpnsl"], model=model, options=replace(FAST, calibrate=False))
     assert scores[0].detail_gain == 1.0 and plain[0].detail_gain == 1.0
-    assert scores[1].detail_gain != 1.0 and 0.0 <= scores[1].detail_gain <= 1.5  # fitted (here clipped at 1.5)
+    assert 0.0 <= scores[1].detail_gain <= 1.5 and scores[1].calibration_db is not None  # fitted (or 1 if it won
+    assert scores[0].calibration_db is None and plain[0].calibration_db is None  # too little on the views)
     write_report(scores, tmp_path, title="t")
     with open(tmp_path / "scores.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [float(r["detail_gain"]) for r in rows] == [1.0, scores[1].detail_gain]
+    assert [r["calibration_db"] for r in rows] == ["", str(scores[1].calibration_db)]
 
 
 @pytest.fixture

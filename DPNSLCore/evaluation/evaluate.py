@@ -190,7 +190,8 @@ def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Seque
             periodicity, texture = banding_or_none(np.clip(pred, 0, 1), scale)
             scores.append(MethodScore(volume.name, float(scale), method, metrics["psnr"], metrics["ssim"],
                                       consistency, seconds, per_slice_mae(np.clip(pred, 0, 1), hr), periodicity,
-                                      texture, result.detail_gain))
+                                      texture, result.detail_gain,
+                                      None if result.calibration is None else result.calibration.psnr_gain_db))
     return scores
 
 

@@ -22,7 +22,9 @@ class MethodScore:
         seconds: wall time of the upsampling call.
         periodicity, texture: the banding measures of the prediction (:mod:`.banding`; ~1.0 without banding),
             None when the stack is too short for them.
-        detail_gain: the gain of the network's detail that calibration fitted to this input (1: none fitted).
+        detail_gain: the gain of the network's detail that calibration applied to this input (1: none).
+        calibration_db: what the gain calibration fitted won on the input's own in-plane views, in dB (None: no
+            calibration ran).
     """
 
     volume: str
@@ -36,6 +38,7 @@ class MethodScore:
     periodicity: float | None = None
     texture: float | None = None
     detail_gain: float = 1.0
+    calibration_db: float | None = None
 
 
 @dataclass
@@ -140,9 +143,9 @@ def write_summary_csv(rows: Sequence[SummaryRow], path: str | Path) -> None:
 def write_scores_csv(scores: Sequence[MethodScore], path: str | Path) -> None:
     """One line per (volume, scale, method)."""
     _atomic_csv(path, ["volume", "scale", "method", "psnr", "ssim", "consistency_error", "periodicity",
-                       "texture_ratio", "seconds", "detail_gain"],
+                       "texture_ratio", "seconds", "detail_gain", "calibration_db"],
                 [[s.volume, f"{s.scale:g}", s.method, s.psnr, _blank(s.ssim), s.consistency, _blank(s.periodicity),
-                  _blank(s.texture), s.seconds, s.detail_gain] for s in scores])
+                  _blank(s.texture), s.seconds, s.detail_gain, _blank(s.calibration_db)] for s in scores])
 
 
 def _blank(value: float | None) -> float | str:

@@ -27,7 +27,7 @@ from ..ops.destripe import DestripeOptions, phase_period
 from ..ops.interpolation import BASELINES
 from .adapt import AdaptOptions, adapt_model
 from .allocator import available_memory_bytes
-from .calibrate import CalibrateOptions, CalibrationUnavailableError, fit_detail_gain
+from .calibrate import CalibrateOptions, CalibrationReport, CalibrationUnavailableError, fit_detail_gain
 from .engine import baseline_column, network_column, network_halo, output_bytes, run_volume
 from .ensemble import check_ensemble
 from .request import UpsamplePlan, UpsampleRequest
@@ -54,6 +54,7 @@ class UpsampleResult:
     modality: str | None = None  # intensity rule used for the network: "ct" or "mr"
     notes: tuple[str, ...] = ()  # how the axis, acquisition, model and modality were chosen
     detail_gain: float = 1.0  # scale of the network's detail (calibrate=True fits it to the volume)
+    calibration: CalibrationReport | None = None  # what calibration measured on the volume (None: not run)
 
     @property
     def scale(self) -> float:
@@ -396,7 +397,7 @@ def upsample(
     notes = _reader_notes(volume) + list(plan.notes)
     source = kind = None
     degrees: tuple[int, ...] = ()
-    gain = 1.0
+    gain, calibration = 1.0, None
     fit = CalibrateOptions.from_value(calibrate)
     if choice is not None:
         net = _for_inference(choice.model, dev)
@@ -455,5 +456,5 @@ def upsample(
         volume=out if out is not None else back(result.output), geometry=plan.geometry, plan=plan, method=method,
         consistency_error=result.consistency_error, anchor=back(result.anchor), detail=back(result.detail),
         routing=back(result.routing, 1), expert_degrees=degrees, model_source=source, modality=kind,
-        notes=tuple(notes), detail_gain=gain,
+        notes=tuple(notes), detail_gain=gain, calibration=calibration,
     )
