@@ -304,3 +304,24 @@ def test_an_integer_output_type_must_hold_the_input():
     with pytest.raises(ValueError, match=r"uint8 holds \[0, 255\], the input's values span \[-5, 300\]"):
         DPNSLCore.upsample(values, 2, method="linear", output_dtype=np.uint8)
     assert DPNSLCore.upsample(values, 2, method="linear", output_dtype=np.int16).volume.dtype == np.int16
+
+
+@pytest.mark.parametrize("n_lr", [150, 600])
+def test_the_bounds_step_on_a_long_series_uses_no_dense_solve_and_keeps_every_column_consistent(n_lr, monkeypatch):
+    # a 150-600-slice series: the exact projection's Newton systems are band matrices, factorised without LAPACK
+    # (the dense batched solve was cubic in the slices and met degenerate pivots on a 150-slice crop)
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dense LAPACK solve was called")
+
+    monkeypatch.setattr(torch.linalg, "solve", refuse)
+    monkeypatch.setattr(torch.linalg, "lu_factor", refuse)
+    rng = np.random.default_rng(5)
+    deg = make_degradation("profile", 4, n_lr, thickness=1.0)
+    thin = np.where(rng.random((deg.n_hr, 3, 4)) < 0.3, -1024.0, rng.uniform(-100, 400, (deg.n_hr, 3, 4)))
+    y = deg.forward(torch.from_numpy(thin))
+    x = deg.anchor(y, "cubic") + torch.from_numpy(rng.normal(0, 400, thin.shape))  # consistent? not yet:
+    x = deg.project_consistent(x.reshape(deg.n_hr, -1), y.reshape(n_lr, -1)).reshape(thin.shape)
+    box = IntensityBounds.for_input(y, "ct")
+    out, report = keep_in_bounds(x.clone(), y, deg, box)
+    assert report.clipped > 0 and report.newton > 0 and report.fallback == 0
+    assert float(out.min()) >= box.low - report.tolerance and float((deg.forward(out) - y).abs().max()) < 1e-6

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from .engine import baseline_column, network_column, network_halo, output_bytes,
 from .ensemble import check_ensemble
 from .request import UpsamplePlan, UpsampleRequest
 from .tiling import CancelFn, ProgressFn, TilingOptions
+from .timing import StageClock
 
 METHODS = ("dpnsl", *BASELINES)
 MODALITIES = ("auto", "ct", "mr")
@@ -55,6 +56,7 @@ class UpsampleResult:
     notes: tuple[str, ...] = ()  # how the axis, acquisition, model and modality were chosen
     detail_gain: float = 1.0  # scale of the network's detail (calibrate=True fits it to the volume)
     calibration: CalibrationReport | None = None  # what calibration measured on the volume (None: not run)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (network, bounds, ...)
 
     @property
     def scale(self) -> float:
@@ -399,6 +401,7 @@ def upsample(
     degrees: tuple[int, ...] = ()
     gain, calibration = 1.0, None
     fit = CalibrateOptions.from_value(calibrate)
+    clock = StageClock(resolve_device(device) if method == "dpnsl" else None)
     if choice is not None:
         net = _for_inference(choice.model, dev)
         if adapt:
@@ -422,25 +425,26 @@ def upsample(
             if progress is not None:
                 progress(0.0, "calibrating the detail on the volume's in-plane axes")
             try:
-                calibration = fit_detail_gain(net, np.moveaxis(array, plan.slice_axis, 0),
-                                              _spacing_first(geometry, plan), plan, dev,
-                                              normalizer=choice.normalizer, destripe=stripes, options=fit,
-                                              ensemble=passes)
+                with clock("calibration"):
+                    calibration = fit_detail_gain(net, np.moveaxis(array, plan.slice_axis, 0),
+                                                  _spacing_first(geometry, plan), plan, dev,
+                                                  normalizer=choice.normalizer, destripe=stripes, options=fit,
+                                                  ensemble=passes)
                 gain = calibration.gain
                 notes.append(calibration.text())
             except CalibrationUnavailableError as why:  # a tiny volume: said, and the detail kept as it is
                 notes.append(str(why))
         column, ticks = network_column(net, deg, choice.normalizer, options, dev, parts=return_parts, bounds=box,
-                                       destripe=stripes, detail_gain=gain, ensemble=passes)
+                                       destripe=stripes, detail_gain=gain, ensemble=passes, clock=clock)
         halo, n_experts = network_halo(net, stripes), net.config.n_experts
         source, kind, degrees, notes = choice.source, choice.normalizer.kind, tuple(net.config.degrees), \
             notes + list(choice.notes)
     else:
-        column, ticks, halo, n_experts = baseline_column(deg, method), 0, 0, 0
+        column, ticks, halo, n_experts = baseline_column(deg, method, clock), 0, 0, 0
     _check_out(out, plan.output_shape, dtype)
     result = run_volume(array, plan.slice_axis, deg, column, halo=halo, tiling=options, steps_per_column=ticks + 1,
                         out_dtype=dtype, parts=return_parts, n_experts=n_experts, progress=progress, cancel=cancel,
-                        out=out)
+                        out=out, clock=clock)
     if result.bounds is not None:
         notes.append(result.bounds.text(box))
     if result.type_clipped:
@@ -456,5 +460,5 @@ def upsample(
         volume=out if out is not None else back(result.output), geometry=plan.geometry, plan=plan, method=method,
         consistency_error=result.consistency_error, anchor=back(result.anchor), detail=back(result.detail),
         routing=back(result.routing, 1), expert_degrees=degrees, model_source=source, modality=kind,
-        notes=tuple(notes), detail_gain=gain, calibration=calibration,
+        notes=tuple(notes), detail_gain=gain, calibration=calibration, timings=dict(clock.seconds),
     )

@@ -24,6 +24,7 @@ from ..ops.operators import Degradation
 from .allocator import release_freed_memory
 from .ensemble import check_ensemble, ensemble_average
 from .tiling import CancelFn, Cancelled, ProgressFn, TilingOptions, ZWindow, plan_tiles, plan_z_windows
+from .timing import StageClock
 
 _FLOAT32 = np.dtype(np.float32)
 
@@ -105,7 +106,8 @@ def _convert(values: torch.Tensor, dtype: np.dtype) -> tuple[np.ndarray, int]:
 def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, column: ColumnFn, *, halo: int,
                tiling: TilingOptions, steps_per_column: int, out_dtype: np.dtype = _FLOAT32,
                parts: bool = False, n_experts: int = 0, progress: ProgressFn | None = None,
-               cancel: CancelFn | None = None, out: np.ndarray | None = None) -> VolumeResult:
+               cancel: CancelFn | None = None, out: np.ndarray | None = None,
+               clock: StageClock | None = None) -> VolumeResult:
     """Evaluate ``column`` over every in-plane tile of ``array`` (any real dtype, never modified).
 
     Args:
@@ -115,10 +117,13 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
         parts: also fill anchor, detail and (``n_experts`` > 0) routing.
         out: a preallocated output in the input's axis order (``VolumeResult.output`` is then a view of it), e.g. a
             Slicer volume node's own voxel array, so the result is never copied.
+        clock: charged the "output" seconds (conversion, placing each tile, the consistency check); the column
+            function charges its own stages.
 
     Raises:
         Cancelled: ``cancel()`` returned True (nothing is returned). MemoryError: out of memory, with advice.
     """
+    clock = clock or StageClock()
     view = np.moveaxis(array, slice_axis, 0)
     n_lr, height, width = view.shape
     n_hr = degradation.n_hr
@@ -148,23 +153,25 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
         y_read = torch.from_numpy(np.ascontiguousarray(view[:, ty.read, tx.read], dtype=np.float32))
         try:
             res = column(y_read, ty.keep, tx.keep, tick_tile)
-            block, clipped = _convert(res.output, out_dtype)
+            with clock("output"):
+                block, clipped = _convert(res.output, out_dtype)
         except (RuntimeError, MemoryError) as err:
             if is_out_of_memory(err):
                 raise memory_error(err, tiling) from err
             raise
-        output[:, ty.write, tx.write] = block
-        type_clipped += clipped
-        if res.bounds is not None:
-            report = res.bounds if report is None else report.merge(res.bounds)
-        y_core = y_read[:, ty.keep, tx.keep]
-        written = torch.from_numpy(block).float() if block.dtype != np.float32 else torch.from_numpy(block)
-        error = max(error, float((degradation.forward(written) - y_core).abs().max()))
-        if parts:
-            anchor[:, ty.write, tx.write] = res.anchor.numpy()
-            detail[:, ty.write, tx.write] = res.detail.numpy()
-            if routing is not None and res.routing is not None:
-                routing[:, :, ty.write, tx.write] = res.routing.numpy()
+        with clock("output"):
+            output[:, ty.write, tx.write] = block
+            type_clipped += clipped
+            if res.bounds is not None:
+                report = res.bounds if report is None else report.merge(res.bounds)
+            y_core = y_read[:, ty.keep, tx.keep]
+            written = torch.from_numpy(block).float() if block.dtype != np.float32 else torch.from_numpy(block)
+            error = max(error, float((degradation.forward(written) - y_core).abs().max()))
+            if parts:
+                anchor[:, ty.write, tx.write] = res.anchor.numpy()
+                detail[:, ty.write, tx.write] = res.detail.numpy()
+                if routing is not None and res.routing is not None:
+                    routing[:, :, ty.write, tx.write] = res.routing.numpy()
         del res, block, written
         if tiling.release_memory:
             release_freed_memory()
@@ -172,12 +179,14 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
     return VolumeResult(output, anchor, detail, routing, error, report, type_clipped)
 
 
-def baseline_column(degradation: Degradation, method: str) -> ColumnFn:
+def baseline_column(degradation: Degradation, method: str, clock: StageClock | None = None) -> ColumnFn:
     """Column function of an interpolation baseline (no halo; the anchor is the output, the detail zero)."""
+    clock = clock or StageClock()
 
     def column(y_read, keep_y, keep_x, tick):
         y = y_read[:, keep_y, keep_x]
-        out = interpolate(y, degradation, method)
+        with clock("interpolation"):
+            out = interpolate(y, degradation, method)
         return ColumnResult(out, out, torch.zeros_like(out))
 
     return column
@@ -195,7 +204,7 @@ def _widen(keep: slice, by: int, size: int) -> slice:
 def network_column(model: DPNSL, degradation: Degradation, normalizer: IntensityNormalizer, tiling: TilingOptions,
                    device: torch.device, *, parts: bool, bounds: IntensityBounds | None = None,
                    destripe: DestripeOptions | None = None, detail_gain: float = 1.0,
-                   ensemble: int = 1) -> tuple[ColumnFn, int]:
+                   ensemble: int = 1, clock: StageClock | None = None) -> tuple[ColumnFn, int]:
     """Column function of a DP-NSL model and the number of progress ticks per column (read with
     :func:`network_halo`).
 
@@ -207,8 +216,10 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
     output is kept inside ``bounds``
     (:func:`DPNSLCore.ops.bounds.keep_in_bounds`). With ``ensemble`` N > 1 the estimate of each window is the mean
     over N in-plane flips/transposes of it (:mod:`.ensemble`), before the projection. A x = y holds throughout.
+    ``clock`` (:class:`.timing.StageClock`) is charged the network, projection, destripe and bounds seconds.
     """
     check_ensemble(ensemble)
+    clock = clock or StageClock()
     estimator = model.estimator
     windows = plan_z_windows(degradation.n_lr, degradation.n_hr, degradation.scale, tiling.z_window,
                              estimator.z_receptive_radius)
@@ -233,14 +244,15 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
         routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
         with torch.inference_mode():
             for win in windows:
-                fw, rw = window_f(y_n, win, wide_y, wide_x)
+                with clock("network"):
+                    fw, rw = window_f(y_n, win, wide_y, wide_x)
                 f[win.hr_start:win.hr_stop] = fw
                 if routing is not None:
                     routing[:, win.hr_start:win.hr_stop] = rw
                 tick(f"slices {win.read_start}-{win.read_stop} of {degradation.n_lr}")
             out, anchor, detail = model.assemble(y_read[:, wide_y, wide_x], f, degradation,
                                                  f_scale=normalizer.scale, f_offset=normalizer.offset,
-                                                 destripe=destripe, detail_gain=detail_gain)
+                                                 destripe=destripe, detail_gain=detail_gain, clock=clock)
             inner = (slice(None), slice(keep_y.start - wide_y.start, keep_y.stop - wide_y.start),
                      slice(keep_x.start - wide_x.start, keep_x.stop - wide_x.start))
             out, anchor, detail = out[inner], anchor[inner], detail[inner]
@@ -248,7 +260,8 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
             y_core = y_read[:, keep_y, keep_x]
             report = None
             if bounds is not None:
-                out, report = keep_in_bounds(out, y_core, degradation, bounds)
+                with clock("bounds"):
+                    out, report = keep_in_bounds(out, y_core, degradation, bounds)
                 if parts and report.clipped:
                     detail = out - anchor  # output = anchor + detail still holds
         return ColumnResult(out, anchor if parts else None, detail if parts else None, routing, report)

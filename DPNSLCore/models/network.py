@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import Tensor, nn
@@ -155,7 +157,8 @@ class DPNSL(nn.Module):
 
     def assemble(self, y: Tensor, f: Tensor, degradation: Degradation, *, f_scale: float = 1.0,
                  f_offset: float = 0.0, destripe: DestripeOptions | None = None,
-                 detail_gain: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+                 detail_gain: float = 1.0,
+                 clock: Callable[[str], AbstractContextManager] | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """x = B y + (I - P A) f: the model's anchor and projection (its config) around a network output.
 
         Args:
@@ -167,26 +170,32 @@ class DPNSL(nn.Module):
             destripe: also remove the detail's part locked to the slice phase, through the same projection
                 (:func:`DPNSLCore.ops.destripe.remove_phase_locked`; f of shape (n_hr, Y, X)); None: off.
             detail_gain: scale of the detail (:mod:`DPNSLCore.inference.calibrate`); any value keeps A x = y.
+            clock: ``clock(stage)`` gives a context manager that times a stage ("projection", "destripe"), e.g. a
+                :class:`DPNSLCore.inference.timing.StageClock`; None: not timed.
 
         Returns:
             (output, anchor, detail) in ``y``'s units; ``use_mcp=False`` adds f unprojected (the ablation).
         """
         cfg = self.config
+        timed = clock or (lambda stage: nullcontext())
         with torch.autocast(device_type=y.device.type, enabled=False):  # consistency needs float32, not bf16
             y, f = y.float(), f.float()
             projection = cfg.projection if cfg.use_mcp else "none"
-            detail = null_space_detail(f, degradation, projection, anchor=cfg.anchor)
-            factor = f_scale * detail_gain
-            if factor != 1.0:  # in place unless detail is f itself (projection "none")
-                detail = detail * factor if detail is f else detail.mul_(factor)
+            with timed("projection"):
+                detail = null_space_detail(f, degradation, projection, anchor=cfg.anchor)
+                factor = f_scale * detail_gain
+                if factor != 1.0:  # in place unless detail is f itself (projection "none")
+                    detail = detail * factor if detail is f else detail.mul_(factor)
             if destripe is not None:
-                detail = remove_phase_locked(detail, degradation, destripe, projection=projection,
-                                             anchor=cfg.anchor)
-            if cfg.anchor == "none":
-                anchor = torch.full_like(detail, float(f_offset))
-            else:
-                anchor = degradation.anchor(y, cfg.anchor)
-            return anchor + detail, anchor, detail
+                with timed("destripe"):
+                    detail = remove_phase_locked(detail, degradation, destripe, projection=projection,
+                                                 anchor=cfg.anchor)
+            with timed("projection"):
+                if cfg.anchor == "none":
+                    anchor = torch.full_like(detail, float(f_offset))
+                else:
+                    anchor = degradation.anchor(y, cfg.anchor)
+                return anchor + detail, anchor, detail
 
 
 def build_model(config: ModelConfig) -> DPNSL:

@@ -24,7 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["BandedMatrix", "band_cholesky", "band_cholesky_solve"]
+__all__ = ["DENSE_ROWS", "BandedMatrix", "band_cholesky", "band_cholesky_solve"]
+
+#: up to this many rows a product goes through a dense BLAS matmul (faster for short stacks: n_lr * n_hr per column is
+#: small then, and gathers cost more than they save); beyond it through the bands (linear in the slices)
+DENSE_ROWS = 128
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,13 @@ class BandedMatrix:
         start: (m,) first column of each row (int64; rows near the end are shifted left so that the window fits).
         weights: (m, width) float64 values of each row on its window (zeros where the row has none).
         n: number of columns.
+        dense: the (m, n) float64 matrix itself, kept for short stacks (``m <= DENSE_ROWS``), else None.
     """
 
     start: torch.Tensor
     weights: torch.Tensor
     n: int
+    dense: torch.Tensor | None = None
 
     @classmethod
     def from_dense(cls, matrix: np.ndarray) -> BandedMatrix:
@@ -55,7 +61,8 @@ class BandedMatrix:
         start = np.minimum(first, n - width)
         index = start[:, None] + np.arange(width)[None, :]
         weights = np.take_along_axis(matrix, index, axis=1)
-        return cls(torch.from_numpy(start.astype(np.int64)), torch.from_numpy(weights), n)
+        dense = torch.from_numpy(matrix.copy()) if m <= DENSE_ROWS else None
+        return cls(torch.from_numpy(start.astype(np.int64)), torch.from_numpy(weights), n, dense)
 
     @property
     def m(self) -> int:
@@ -70,11 +77,15 @@ class BandedMatrix:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """``M @ x`` for x (n, k) -> (m, k), in x's dtype."""
+        if self.dense is not None:
+            return self.dense.to(device=x.device, dtype=x.dtype) @ x
         w = self.weights.to(device=x.device, dtype=x.dtype)
         return torch.einsum("mw,mwk->mk", w, x[self._index(x.device)])
 
     def apply_transposed(self, r: torch.Tensor) -> torch.Tensor:
         """``M^T @ r`` for r (m, k) -> (n, k), in r's dtype."""
+        if self.dense is not None:
+            return self.dense.to(device=r.device, dtype=r.dtype).T @ r
         w = self.weights.to(device=r.device, dtype=r.dtype)
         contributions = w[:, :, None] * r[:, None, :]  # (m, width, k)
         out = r.new_zeros(self.n, r.shape[1])

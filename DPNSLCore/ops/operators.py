@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .banded import BandedMatrix, band_cholesky, band_cholesky_solve
+from .banded import DENSE_ROWS, BandedMatrix, band_cholesky, band_cholesky_solve
 from .grid import KINDS, PROFILES, check_scale, hr_length, lr_length
 from .interpolation import apply_along_slices, interpolation_matrix
 
@@ -149,16 +149,20 @@ class Degradation:
 
     def project_consistent(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The orthogonal projection of columns ``x`` (n_hr, k) onto {A x = y} (``y``: (n_lr, k)): ``x - A+ (A x -
-        y)``, with A+ applied as ``A^T (A A^T)^-1`` through band operations (linear in the slices, float64 inside)."""
+        y)``, in x's dtype. Short stacks apply the dense A+ (BLAS); longer ones A^T (A A^T)^-1 through band
+        operations (a band Cholesky solve in float64), so the cost stays linear in the slice count."""
+        if self.n_lr <= DENSE_ROWS:
+            return x - apply_along_slices(self.pinv_matrix, (apply_along_slices(self.matrix, x[:, :, None])
+                                                             - y[:, :, None]))[:, :, 0]
         band = self.band()
         if "gram" not in self._band:
             factor, ok = band_cholesky(band.gram_bands())
             if not bool(ok.all()):
                 raise ValueError("A A^T is not positive definite: the acquisition's rows are dependent")
             self._band["gram"] = factor
-        residual = band.apply(x.double()) - y.double()
+        residual = (band.apply(x) - y.to(x.dtype)).double()
         z = band_cholesky_solve(self._band["gram"].to(x.device), residual.T).T
-        return (x.double() - band.apply_transposed(z)).to(x.dtype)
+        return x - band.apply_transposed(z.to(x.dtype))
 
     def linear(self, y: torch.Tensor) -> torch.Tensor:
         """Linear interpolation of the observed slices onto the HR grid."""

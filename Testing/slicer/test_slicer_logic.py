@@ -232,7 +232,8 @@ def test_calibration_is_on_reads_the_nodes_spacing_and_keeps_the_acquired_slices
     notes = output.GetAttribute("DPNSL.notes")
     # 0.7 / 0.8 mm in-plane, 1.5 mm output slices: the views are resampled to 1.5 mm, so the node's spacing arrived
     assert "fitted on 2 in-plane view(s) of this volume, resampled to 1.5 mm" in notes, notes
-    assert f"detail gain {output.GetAttribute('DPNSL.detailGain')} fitted" in notes  # the same gain, as an attribute
+    gain = output.GetAttribute("DPNSL.detailGain")  # the same gain, as an attribute (1 when the fit won too little)
+    assert f"detail gain {gain} fitted" in notes or (gain == "1.00" and "detail gain 1: the gain fitted" in notes)
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(output)[::2], slicer.util.arrayFromVolume(node))
     plain = logic.upsample(node, 2, model="ct", device="cpu", degradation="decimate", calibrate=False)
     assert "detail gain" not in plain.GetAttribute("DPNSL.notes")
