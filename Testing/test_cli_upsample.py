@@ -34,7 +34,12 @@ def test_writes_thin_volume_with_exact_slices_and_geometry(small_input, tmp_path
     for j in (0, 5, 11):
         assert dst.TransformIndexToPhysicalPoint((3, 7, 5 * j)) == pytest.approx(
             src.TransformIndexToPhysicalPoint((3, 7, j)))
-    assert "spacing 5 -> 1 mm" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()  # quiet by default: four lines, no notes
+    assert len(lines) == 4 and captured.err == ""
+    assert lines[0].endswith("(12 x 64 x 64): axis 0 (z): 12 slices x 5 mm -> 56 slices x 1 mm (scale 5), decimate")
+    assert lines[1] == f"method {method} (no model)" and lines[2].startswith("max |A x - y| = 0 ")
+    assert lines[3] == f"wrote {out} (56 x 64 x 64, int16) and its record {out}.json"
 
 
 def test_target_spacing_and_non_integer_scale(small_input, tmp_path):
@@ -65,7 +70,7 @@ def test_output_that_is_the_input_is_refused_and_the_input_is_untouched(small_in
     before = small_input.read_bytes()
     for name in (str(small_input), str(small_input.parent / "." / small_input.name)):
         assert main([str(small_input), "-o", name, "--scale", "2", "--method", "linear", "--overwrite"]) == 2
-        assert "is the input file; DPNSL never overwrites its input" in capsys.readouterr().err
+        assert "is the input; DPNSL never overwrites its input" in capsys.readouterr().err
     assert small_input.read_bytes() == before
 
 
@@ -83,7 +88,7 @@ def test_existing_part_file_needs_overwrite_before_any_compute(small_input, tmp_
     parts = tmp_path / "parts"
     parts.mkdir()
     (parts / "thin_detail.nii.gz").write_bytes(b"old")
-    monkeypatch.setattr("DPNSLCore.cli.upsample.read_volume", lambda path: pytest.fail("read before the checks"))
+    monkeypatch.setattr("DPNSLCore.cli.run.read_volume", lambda *a: pytest.fail("read before the checks"))
     assert main([str(small_input), "-o", str(tmp_path / "thin.nii.gz"), "--scale", "2", "--save-parts", str(parts),
                  "--quiet"]) == 2
     assert "thin_detail.nii.gz' exists" in capsys.readouterr().err and not (tmp_path / "thin.nii.gz").exists()
@@ -93,7 +98,7 @@ def test_existing_part_file_needs_overwrite_before_any_compute(small_input, tmp_
                                                ("folder", "is a folder")])
 def test_bad_output_names_fail_before_reading_the_input(small_input, tmp_path, capsys, monkeypatch, name, message):
     (tmp_path / "folder").mkdir()
-    monkeypatch.setattr("DPNSLCore.cli.upsample.read_volume", lambda path: pytest.fail("read before the checks"))
+    monkeypatch.setattr("DPNSLCore.cli.run.read_volume", lambda *a: pytest.fail("read before the checks"))
     assert main([str(small_input), "-o", str(tmp_path / name), "--scale", "2", "--quiet"]) == 2
     assert message in capsys.readouterr().err
 
@@ -101,7 +106,7 @@ def test_bad_output_names_fail_before_reading_the_input(small_input, tmp_path, c
 def test_unwritable_folder_fails_before_any_compute(small_input, tmp_path, capsys, monkeypatch):
     locked = tmp_path / "locked"
     locked.mkdir()
-    monkeypatch.setattr("DPNSLCore.cli.upsample.read_volume", lambda path: pytest.fail("read before the checks"))
+    monkeypatch.setattr("DPNSLCore.cli.run.read_volume", lambda *a: pytest.fail("read before the checks"))
     monkeypatch.setattr("pathlib.Path.write_bytes", lambda self, data: (_ for _ in ()).throw(
         PermissionError(13, "Permission denied")))
     assert main([str(small_input), "-o", str(locked / "x.nii.gz"), "--scale", "2", "--quiet"]) == 2
@@ -109,7 +114,7 @@ def test_unwritable_folder_fails_before_any_compute(small_input, tmp_path, capsy
 
 
 def test_a_failed_part_write_leaves_no_output(small_input, tmp_path, capsys, monkeypatch):
-    import DPNSLCore.cli.upsample as cli
+    import DPNSLCore.cli.run as cli
 
     real, calls = cli.write_volume, []
 
@@ -139,31 +144,31 @@ def test_integer_input_gives_integer_output_unless_float32_is_asked(small_input,
 
 
 def test_model_modality_and_choices_are_printed(small_input, tmp_path, capsys):
-    assert main([str(small_input), "-o", str(tmp_path / "x.nii.gz"), "--scale", "2", "--quiet"]) == 0
-    err = capsys.readouterr().err
+    assert main([str(small_input), "-o", str(tmp_path / "x.nii.gz"), "--scale", "2", "--quiet", "--verbose"]) == 0
+    err = "".join(capsys.readouterr())
     assert "axis 0 (z): 12 slices x 5 mm -> 23 slices x 2.5 mm (scale 2), box profile, 5 mm thick every 5 mm" in err
     assert ("acquisition box profile, thickness 1 spacings (auto: the model was trained for slice profiles; the "
             "model's profile)") in err
     assert "model: shipped CT model (dpnsl_ct.safetensors); modality CT because the intensities look like HU" in err
-    assert main([str(small_input), "-o", str(tmp_path / "y.nii.gz"), "--scale", "2", "--quiet",
+    assert main([str(small_input), "-o", str(tmp_path / "y.nii.gz"), "--scale", "2", "--quiet", "--verbose",
                  "--modality", "mr"]) == 0
     assert "model: shipped MR model (dpnsl_mr.safetensors); modality MR as given" in capsys.readouterr().err
 
 
 def test_a_profile_shape_given_with_auto_is_the_one_used(small_input, tmp_path, capsys):
     # the shipped models were trained on box profiles: auto keeps the slice-profile acquisition, with the shape given
-    assert main([str(small_input), "-o", str(tmp_path / "g.nii.gz"), "--scale", "2", "--quiet",
+    assert main([str(small_input), "-o", str(tmp_path / "g.nii.gz"), "--scale", "2", "--quiet", "--verbose",
                  "--profile", "gaussian", "--thickness", "0.85"]) == 0
-    err = capsys.readouterr().err
+    err = "".join(capsys.readouterr())
     assert "gaussian profile, 4.25 mm thick every 5 mm" in err
     assert "(auto: the model was trained for slice profiles; the profile given)" in err
 
 
 def test_untrained_preset_is_refused_unless_allowed(small_input, tmp_path, capsys):
     out = tmp_path / "x.nii.gz"
-    assert main([str(small_input), "-o", str(out), "--scale", "2", "--model", "lean", "--quiet"]) == 2
+    assert main([str(small_input), "-o", str(out), "--scale", "2", "--model", "lean", "--quiet", "--verbose"]) == 2
     assert "'lean' is an untrained preset" in capsys.readouterr().err and not out.exists()
-    assert main([str(small_input), "-o", str(out), "--scale", "2", "--model", "lean", "--quiet",
+    assert main([str(small_input), "-o", str(out), "--scale", "2", "--model", "lean", "--quiet", "--verbose",
                  "--allow-untrained"]) == 0
     assert "warning: the model is untrained" in capsys.readouterr().err
 
@@ -173,7 +178,7 @@ def test_shifted_ct_gets_a_warning(small_input, tmp_path, capsys):
     shifted = sitk.Cast(sitk.Clamp(image, lowerBound=-1024) + 1024, sitk.sitkUInt16)
     path = tmp_path / "shifted.nrrd"
     sitk.WriteImage(shifted, str(path))
-    assert main([str(path), "-o", str(tmp_path / "x.nii.gz"), "--scale", "2", "--quiet"]) == 0
+    assert main([str(path), "-o", str(tmp_path / "x.nii.gz"), "--scale", "2", "--quiet", "--verbose"]) == 0
     err = capsys.readouterr().err
     assert "modality MR" in err and "look like CT stored as HU + 1024" in err
 
@@ -188,11 +193,11 @@ def test_dpnsl_console_script_dispatches_the_same_commands(small_input, tmp_path
 
 def test_the_fitted_detail_gain_is_printed_and_no_calibrate_skips_it(small_input, tmp_path, capsys):
     out = tmp_path / "thin.nrrd"
-    assert main([str(small_input), "-o", str(out), "--scale", "2", "--degradation", "decimate"]) == 0
+    assert main([str(small_input), "-o", str(out), "--scale", "2", "--degradation", "decimate", "--verbose"]) == 0
     calibrated = capsys.readouterr().err
     assert "  detail gain " in calibrated and "in-plane view(s) of this volume, resampled to" in calibrated
     assert main([str(small_input), "-o", str(out), "--scale", "2", "--degradation", "decimate", "--no-calibrate",
-                 "--overwrite"]) == 0
+                 "--overwrite", "--verbose"]) == 0
     plain = capsys.readouterr().err
     assert "detail gain" not in plain and "calibration" not in plain
 
@@ -200,7 +205,7 @@ def test_the_fitted_detail_gain_is_printed_and_no_calibrate_skips_it(small_input
 def test_ensemble_is_said_and_a_bad_size_is_refused_before_any_output(small_input, tmp_path, capsys):
     out = tmp_path / "thin.nrrd"
     assert main([str(small_input), "-o", str(out), "--scale", "2", "--degradation", "decimate", "--ensemble", "2",
-                 "--no-calibrate"]) == 0
+                 "--no-calibrate", "--verbose"]) == 0
     said = capsys.readouterr().err
     assert "  ensemble: the network's estimate averaged over 2 in-plane flips/transposes" in said
     bad = tmp_path / "bad.nrrd"
@@ -211,7 +216,7 @@ def test_ensemble_is_said_and_a_bad_size_is_refused_before_any_output(small_inpu
 
 
 def test_ctrl_c_during_the_run_or_the_writing_leaves_no_output(small_input, tmp_path, capsys, monkeypatch):
-    import DPNSLCore.cli.upsample as cli
+    import DPNSLCore.cli.run as cli
 
     out, parts = tmp_path / "x.nii.gz", tmp_path / "parts"
     written, write = [], cli.write_volume

@@ -11,6 +11,7 @@ import sys
 #: command -> module whose ``main(argv)`` runs it
 COMMANDS = {
     "upsample": "DPNSLCore.cli.upsample",
+    "batch": "DPNSLCore.cli.batch",
     "train": "DPNSLCore.training.train",
     "evaluate": "DPNSLCore.evaluation.evaluate",
     "bench": "DPNSLCore.evaluation.bench",

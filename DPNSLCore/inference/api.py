@@ -52,6 +52,7 @@ class UpsampleResult:
     routing: np.ndarray | None = None  # (E, *volume.shape) router weights in [0, 1], experts first
     expert_degrees: tuple[int, ...] = ()
     model_source: str | None = None  # e.g. "shipped CT model (dpnsl_ct.safetensors)"
+    model_file: Path | None = None  # the weights file of the model used (None: a baseline or an in-memory model)
     modality: str | None = None  # intensity rule used for the network: "ct" or "mr"
     notes: tuple[str, ...] = ()  # how the axis, acquisition, model and modality were chosen
     detail_gain: float = 1.0  # scale of the network's detail (calibrate=True fits it to the volume)
@@ -74,7 +75,7 @@ class UpsampleResult:
         """The result as a geometry-aware :class:`Volume` (needs an input Volume)."""
         if self.geometry is None:
             raise ValueError("the input was a bare array, so the result has no geometry; pass a Volume")
-        return Volume(self.volume, self.geometry)
+        return Volume(self.volume, self.geometry, modality=self.modality)
 
 
 def _as_array(volume: np.ndarray | Volume | torch.Tensor) -> tuple[np.ndarray, Geometry | None]:
@@ -133,7 +134,8 @@ def _reader_notes(volume: object) -> list[str]:
     notes, filled = list(volume.reader_notes), volume.filled_slices
     if filled:
         n = volume.array.shape[0]
-        notes.append(f"{len(filled)} slice(s) missing from the series (rows {', '.join(map(str, filled))} of {n} on "
+        rows = ", ".join(map(str, filled))
+        notes.append(f"DICOM: {len(filled)} slice(s) missing from the series (rows {rows} of {n} on "
                      f"its regular grid): filled by linear interpolation of their acquired neighbours; the "
                      f"{n - len(filled)} acquired slices keep their true world positions")
     return notes
@@ -178,6 +180,7 @@ class _ModelChoice:
     source: str
     normalizer: IntensityNormalizer
     notes: tuple[str, ...]
+    path: Path | None = None
 
 
 def _choose_model(model: Any, array: np.ndarray, modality: str, intensity: IntensityNormalizer | None,
@@ -222,7 +225,7 @@ def _choose_model(model: Any, array: np.ndarray, modality: str, intensity: Inten
     elif intensity is None:
         intensity = IntensityNormalizer.for_mr_input(array)
         notes.append(_mr_input_note(intensity, float(array.min()), float(array.max())))
-    return _ModelChoice(loaded.model, loaded.source, intensity, tuple(notes))
+    return _ModelChoice(loaded.model, loaded.source, intensity, tuple(notes), loaded.path)
 
 
 def _mr_input_note(rule: IntensityNormalizer, minimum: float, maximum: float) -> str:
@@ -460,5 +463,6 @@ def upsample(
         volume=out if out is not None else back(result.output), geometry=plan.geometry, plan=plan, method=method,
         consistency_error=result.consistency_error, anchor=back(result.anchor), detail=back(result.detail),
         routing=back(result.routing, 1), expert_degrees=degrees, model_source=source, modality=kind,
+        model_file=choice.path if choice is not None else None,
         notes=tuple(notes), detail_gain=gain, calibration=calibration, timings=dict(clock.seconds),
     )

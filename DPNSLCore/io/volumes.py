@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 WRITE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+#: single-file volume formats :func:`read_volume` reads (besides a DICOM series folder)
+READ_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 _ORTHONORMAL_TOL = 1e-3
 
@@ -557,26 +559,43 @@ def _write_suffix(path: Path) -> str:
     )
 
 
-def write_volume(volume: Volume, path: str | Path) -> None:
-    """Write a volume to NIfTI/NRRD/MHA atomically: never leaves a half-written file at ``path``.
+def write_volume(volume: Volume, path: str | Path, format: str = "auto", *, source: Volume | None = None,
+                 overwrite: bool = False) -> None:
+    """Write a volume to NIfTI/NRRD/MHA, or as a DICOM series, atomically: never leaves a half-written output.
 
-    The image is written to a hidden temporary file in the same folder (same extension, so SimpleITK picks the
-    same writer), then moved over ``path`` with ``os.replace``. NRRD and MHA are zlib-compressed; NIfTI is
-    compressed when the name ends with ``.nii.gz``. NIfTI stores geometry in float32 (~1e-5 mm round trip).
+    A file is written to a hidden temporary file in the same folder (same extension, so SimpleITK picks the same
+    writer), then moved over ``path`` with ``os.replace``. NRRD and MHA are zlib-compressed; NIfTI is compressed
+    when the name ends with ``.nii.gz``. NIfTI stores geometry in float32 (~1e-5 mm round trip).
+
+    ``format="dicom"`` writes a derived CT or MR series (the volume's ``modality``, else guessed from its values)
+    into the folder ``path`` (:mod:`.dicom_out`); ``source``: the volume it was made from, whose DICOM patient,
+    study and frame of reference it keeps (a non-DICOM source or none: a new anonymous study).
 
     Args:
         volume: the volume to write.
-        path: output file; its folder must exist; an existing file is replaced.
+        path: output file (its folder must exist; an existing file is replaced), or the series folder for DICOM.
+        format: "auto" (from the file name) or "dicom".
+        overwrite: DICOM only: replace a folder that already holds files.
 
     Raises:
         TypeError: if ``volume`` is not a :class:`Volume`.
-        ValueError: on an unsupported extension.
+        ValueError: on an unsupported extension or format, or a DICOM folder that is not empty.
         FileNotFoundError: if the output folder does not exist.
         OSError: if writing fails (the temporary file is removed, ``path`` is untouched).
     """
     if not isinstance(volume, Volume):
         raise TypeError(f"`volume` must be a Volume, got {type(volume).__name__}; wrap arrays in Volume(...)")
     path = Path(path)
+    if format == "dicom":
+        from .dicom_out import dicom_context, write_dicom_series
+        from .intensity import guess_modality
+
+        modality = volume.modality if volume.modality in ("ct", "mr") else guess_modality(volume.array)
+        context = dicom_context(source, modality, series_description="DPNSL", derivation="DPNSL")
+        write_dicom_series(volume, path, context, overwrite=overwrite)
+        return
+    if format != "auto":
+        raise ValueError(f"`format` must be 'auto' (from the file name) or 'dicom', got {format!r}")
     _write_suffix(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {str(path.parent)!r}; create it first")

@@ -36,6 +36,7 @@ class LoadedModel:
     model: DPNSL
     source: str
     trained: bool = True
+    path: Path | None = None  # the weights file (None: built in memory)
 
     @property
     def modality(self) -> str | None:
@@ -72,7 +73,7 @@ def open_model(path_or_name: str | Path | None = None, device: str | torch.devic
                 f"the shipped {name.upper()} weights ({SHIPPED[name]}) are not installed in any of "
                 f"{[str(d) for d in weight_dirs()]}; reinstall DPNSLCore, or pass a checkpoint path"
             )
-        return LoadedModel(load_checkpoint(path, device=dev), f"shipped {name.upper()} model ({path.name})")
+        return LoadedModel(load_checkpoint(path, device=dev), f"shipped {name.upper()} model ({path.name})", path=path)
     if name in PRESETS:
         if not allow_untrained:
             raise ValueError(
@@ -85,7 +86,7 @@ def open_model(path_or_name: str | Path | None = None, device: str | torch.devic
     if path.suffix in (".safetensors", ".pt", ".pth") or path.exists():
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: {path}")
-        return LoadedModel(load_checkpoint(path, device=dev), f"checkpoint {path}")
+        return LoadedModel(load_checkpoint(path, device=dev), f"checkpoint {path}", path=path)
     raise ValueError(
         f"unknown model {name!r}: use a shipped name {sorted(SHIPPED)}, a checkpoint path, or a preset "
         f"{sorted(PRESETS)} with allow_untrained=True"

@@ -31,12 +31,12 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..io.intensity import IntensityNormalizer
-from ..io.volumes import read_volume
+from ..io.volumes import READ_SUFFIXES, read_volume
 from ..ops.operators import Degradation, hr_length, make_degradation
 from .acquisition import Draw, ScaleSpec, TrainingAcquisition
 from .augment import BlurAugment
 
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+VOLUME_SUFFIXES = READ_SUFFIXES
 MR_RULES = ("protocol", "input")  # how MR training volumes are scaled to [0, 1] (see load_volumes)
 MIN_CROP = 8
 
