@@ -43,6 +43,18 @@ def importCore():
     return DPNSLCore
 
 
+def runRecordJson(result, inputShape, spacing, inputName: str) -> str:
+    """The run's provenance record (the same builder as the command line's ``<output>.json``), as JSON text for the
+    output node's ``DPNSL.record`` attribute."""
+    import json
+
+    from DPNSLCore.inference.record import run_record
+
+    record = run_record(result, input_shape=tuple(inputShape), input_spacing_zyx=tuple(spacing), source=inputName,
+                        command="DPNSLLogic().upsample (3D Slicer)")
+    return json.dumps(record, default=str)
+
+
 def checkMethods(methods: Sequence[str]) -> list[str]:
     """Validate method ids against :data:`METHODS`; returns them as a list.
 
@@ -251,8 +263,9 @@ class SliceSuperResolutionLogic:
         info = {"scale": f"{plan.scale:g}", "method": method, "degradation": result.plan.degradation,
                 "acquisition": plan.acquisition_text(), "sliceAxis": plan.slice_axis,
                 "consistencyError": f"{result.consistency_error:.6g}", "detailGain": f"{result.detail_gain:.2f}",
-                "notes": " | ".join([*plan.notes, *result.notes[len(result.plan.notes):]])}  # the plan's, then
-        # the model and bounds notes of the run
+                "notes": " | ".join([*plan.notes, *result.notes[len(result.plan.notes):]]),  # the plan's, then
+                "record": runRecordJson(result, array.shape, spacingZyx(ijkToRasArray(inputNode)),
+                                        inputNode.GetName())}  # the model and bounds notes of the run; the record
         output = parts.writeOutput(inputNode.GetScene(), outputNode, inputNode, image, ijkToRas,
                                    f"{inputNode.GetName()}_x{plan.scale:g}_{method}", info)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from mrml_helpers import makeIjkToRas, requireSlicer, smoothVolume
@@ -215,6 +217,9 @@ def test_the_output_says_which_model_made_it(logic, makeVolume):
     notes = output.GetAttribute("DPNSL.notes")
     assert "model: shipped CT model (dpnsl_ct.safetensors)" in notes
     assert "acquisition box profile, thickness 1 spacings (auto" in notes
+    record = json.loads(output.GetAttribute("DPNSL.record"))  # the command line's record, on the node
+    assert record["model"]["file"].endswith("dpnsl_ct.safetensors") and len(record["model"]["sha256"]) == 64
+    assert record["plan"]["scale"] == 2 and record["notes"][-1] in notes and "network" in record["timings_s"]
 
 
 def test_destripe_is_on_by_default_said_and_can_be_turned_off(logic, makeVolume):
