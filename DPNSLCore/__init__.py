@@ -22,7 +22,7 @@ _EXPORTS = {
     "UpsampleRequest": "inference.request", "UpsamplePlan": "inference.request",
     "TilingOptions": "inference.tiling", "Cancelled": "inference.tiling", "DestripeOptions": "ops.destripe",
     "CalibrateOptions": "inference.calibrate",
-    "BASELINES": "ops.interpolation", "interpolate": "ops.interpolation",
+    "BASELINES": "ops.baselines", "interpolate": "ops.baselines",
     "Geometry": "io.volumes", "Volume": "io.volumes", "index_to_world": "io.volumes",
     "detect_slice_axis": "io.volumes", "read_volume": "io.volumes",
     "upsampled_geometry": "io.volumes", "write_volume": "io.volumes",

@@ -7,16 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from DPNSLCore.data.stacks import TrainingVolume, find_volume_files, load_volumes, split_block, usable_axes
+from DPNSLCore.data.windows import SliceWindowDataset, parse_crop
 from DPNSLCore.io.volumes import Geometry, Volume, write_volume
-from DPNSLCore.training.data import (
-    SliceWindowDataset,
-    TrainingVolume,
-    find_volume_files,
-    load_volumes,
-    parse_crop,
-    split_block,
-    usable_axes,
-)
 
 STRIDES = (10000.0, 100.0, 1.0)  # value = 10000 z + 100 y + x: the step along a sample's axis 0 names the source axis
 

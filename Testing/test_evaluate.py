@@ -7,13 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from DPNSLCore.data.stacks import TrainingVolume
 from DPNSLCore.evaluation.evaluate import ProtocolOptions, evaluate, main, score_volume
 from DPNSLCore.evaluation.paired import paired_check
 from DPNSLCore.evaluation.report import write_report
 from DPNSLCore.io.intensity import IntensityNormalizer
 from DPNSLCore.io.volumes import Geometry, Volume, write_volume
 from DPNSLCore.models import PRESETS, build_model
-from DPNSLCore.training.data import TrainingVolume
 
 IDENTITY = IntensityNormalizer("mr", 1.0, 0.0)  # data already in [0, 1]
 FAST = ProtocolOptions(ssim=False, device="cpu")
@@ -229,8 +229,8 @@ def test_command_line_prints_the_table(ct_file, capsys):
 
 
 def test_hr_axes_score_a_thick_scan_along_its_in_plane_axes_and_a_thin_one_along_all(tmp_path):
+    from DPNSLCore.data.stacks import TrainingVolume
     from DPNSLCore.evaluation.evaluate import volume_views
-    from DPNSLCore.training.data import TrainingVolume
 
     thick = TrainingVolume(np.zeros((6, 20, 30), np.float32), (5.0, 0.6, 0.7), "thick")
     views = volume_views(thick, "hr")

@@ -5,7 +5,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from DPNSLCore.ops.interpolation import interpolate, interpolation_matrix
+from DPNSLCore.ops.baselines import interpolate
+from DPNSLCore.ops.interpolation import interpolation_matrix
 from DPNSLCore.ops.operators import make_degradation
 
 ORDER = {"linear": 1, "cubic": 3}

@@ -127,7 +127,7 @@ def test_anchor_equals_linear_interpolation_for_decimate():
 
 @pytest.mark.parametrize("scale", INTEGER_SCALES)
 def test_cubic_anchor_is_the_cubic_baseline_for_decimate(scale):
-    from DPNSLCore.ops.interpolation import interpolate
+    from DPNSLCore.ops.baselines import interpolate
 
     deg = make_degradation("decimate", scale, 6)
     y = torch.rand(6, 3, 3)

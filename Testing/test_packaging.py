@@ -51,12 +51,13 @@ def test_an_installed_wheel_finds_its_models_and_samples(wheel, tmp_path):
 
 
 def _module_imports(path: Path) -> set[str]:
-    """DPNSLCore modules that ``path`` imports at module level (function-level imports are lazy, not cycles)."""
+    """DPNSLCore modules that ``path`` imports anywhere: at module level, inside functions (a lazy import is still a
+    dependency) and under TYPE_CHECKING."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     parts = list(path.relative_to(REPO).with_suffix("").parts)
     package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
     found = set()
-    for node in tree.body:
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join([*base, *(node.module.split(".") if node.module else [])])
@@ -67,10 +68,31 @@ def _module_imports(path: Path) -> set[str]:
     return found
 
 
-def test_no_import_cycles():
+def _import_graph() -> dict[str, set[str]]:
     modules = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p
                for p in PACKAGE.rglob("*.py")}
-    graph = {m: {d for d in _module_imports(p) if d in modules and d != m} for m, p in modules.items()}
+    return {m: {d for d in _module_imports(p) if d in modules and d != m} for m, p in modules.items()}
+
+
+#: the layers, lowest first: a module imports only from its own layer or lower ones (the package root gives only
+#: __version__; the top-level ``python -m`` entry modules sit above everything)
+LAYERS = ("resources", "ops", "io", "models", "data", "inference", "evaluation", "training", "cli")
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return -1  # the package root
+    return LAYERS.index(parts[1]) if parts[1] in LAYERS else len(LAYERS)  # entry modules: upsample, train, ...
+
+
+def test_no_module_imports_a_higher_layer():
+    wrong = sorted(f"{m} -> {d}" for m, deps in _import_graph().items() for d in deps if _layer(d) > _layer(m))
+    assert wrong == [], wrong
+
+
+def test_no_import_cycles():
+    graph = _import_graph()
     state: dict[str, int] = {}
 
     def visit(module, trail):
@@ -84,4 +106,7 @@ def test_no_import_cycles():
     for module in graph:
         if module not in state:
             visit(module, [])
-    assert graph["DPNSLCore.inference.request"] <= {"DPNSLCore.io.volumes", "DPNSLCore.ops.grid"}  # torch-free
+    # the request (the Slicer module resolves plans before PyTorch is installed) loads without torch or SimpleITK
+    code = "import sys, DPNSLCore.inference.request; print(sorted({'torch', 'SimpleITK'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert loaded.stdout.strip() == "[]"

@@ -315,8 +315,8 @@ def test_fine_tuning_with_the_banding_penalty_starts_from_the_given_weights(ct_f
 
 
 def test_validation_ignores_held_out_blocks_without_signal(tmp_path):
+    from DPNSLCore.data.stacks import TrainingVolume
     from DPNSLCore.io.intensity import IntensityNormalizer
-    from DPNSLCore.training.data import TrainingVolume
     from DPNSLCore.training.validation import Validator
 
     rng = np.random.default_rng(0)

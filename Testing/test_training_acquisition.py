@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from DPNSLCore.training.acquisition import ScaleSpec, TrainingAcquisition
-from DPNSLCore.training.data import SliceWindowDataset, TrainingVolume
+from DPNSLCore.data.acquisition import ScaleSpec, TrainingAcquisition
+from DPNSLCore.data.stacks import TrainingVolume
+from DPNSLCore.data.windows import SliceWindowDataset
 
 
 def test_scale_text_is_a_list_or_a_range():

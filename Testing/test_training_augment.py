@@ -5,8 +5,9 @@ import pytest
 import torch
 from scipy import ndimage
 
-from DPNSLCore.training.augment import BlurAugment, gaussian_blur3d
-from DPNSLCore.training.data import SampleKey, SliceWindowDataset, TrainingVolume
+from DPNSLCore.data.augment import BlurAugment, gaussian_blur3d
+from DPNSLCore.data.stacks import TrainingVolume
+from DPNSLCore.data.windows import SampleKey, SliceWindowDataset
 from DPNSLCore.training.train import resolve_args
 
 

@@ -27,29 +27,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.acquisition import parse_scales
+from ..data.stacks import TrainingVolume, load_volumes, split_block, usable_axes
 from ..inference.api import METHODS, UpsampleResult, upsample
 from ..inference.ensemble import ENSEMBLE_SIZES
 from ..io.intensity import IntensityNormalizer
 from ..io.volumes import Geometry, Volume
 from ..models.network import DPNSL
-from ..models.registry import LoadedModel, open_model
+from ..models.registry import LoadedModel
 from ..ops.operators import make_degradation, simulate_acquisition
-from ..training.data import TrainingVolume, load_volumes, split_block, usable_axes
 from .banding import banding_or_none
+from .loading import load_dpnsl
 from .metrics import center_crop, evaluate_protocol, per_slice_mae, psnr
 from .report import MethodScore, SummaryRow, summarise, write_report
-
-
-def parse_scales(text: str | Sequence[float]) -> tuple[float, ...]:
-    """"2,3,4" -> (2.0, 3.0, 4.0). Raises ValueError on an empty list, a non-number or a value <= 1."""
-    items = [p for p in text.split(",") if p.strip()] if isinstance(text, str) else list(text)
-    try:
-        scales = tuple(float(s) for s in items)
-    except ValueError as err:
-        raise ValueError(f"`scales` must be numbers separated by commas such as 2,3,4, got {text!r}") from err
-    if not scales or any(not (s > 1 and np.isfinite(s)) for s in scales):
-        raise ValueError(f"`scales` must be factors > 1 such as 2,3,4, got {text!r}")
-    return scales
 
 
 def parse_methods(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -70,19 +60,6 @@ def parse_block(text: str | None) -> slice | None:
     except ValueError as err:
         raise ValueError(f"`block` must be START:STOP slice indices along z such as 234:275, got {text!r}") from err
     return slice(start, stop)
-
-
-def load_dpnsl(checkpoint: str | None, modality: str, device: str = "auto") -> LoadedModel:
-    """The DP-NSL model of a checkpoint, or the shipped model for ``modality``, with where it came from.
-
-    Raises:
-        ValueError: the model was trained on another modality than ``modality``.
-    """
-    loaded = open_model(checkpoint or (modality if modality in ("ct", "mr") else None), device)
-    if modality in ("ct", "mr") and loaded.modality not in (None, modality):
-        raise ValueError(f"{loaded.source} was trained on {loaded.modality.upper()} but the data is normalised as "
-                         f"{modality.upper()}; pass --modality {loaded.modality} or another checkpoint")
-    return loaded
 
 
 def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: LoadedModel | DPNSL | None = None,

@@ -21,6 +21,7 @@ import SimpleITK as sitk  # noqa: N813
 from ..inference.api import upsample
 from ..io.intensity import IntensityNormalizer
 from ..io.volumes import Volume, detect_slice_axis, read_volume, volume_to_sitk
+from .loading import load_dpnsl
 from .metrics import psnr
 
 
@@ -86,8 +87,6 @@ def paired_check(thick_path: str | Path, thin_path: str | Path, methods: Sequenc
     thick_norm = IntensityNormalizer.for_volume(thick.array, kind or "auto")
     thin_norm = IntensityNormalizer.for_volume(thin.array, thick_norm.kind)
     if "dpnsl" in methods and model is None:
-        from .evaluate import load_dpnsl
-
         model = load_dpnsl(checkpoint, thick_norm.kind, device)
     reference = thin_norm.forward(thin.array.astype(np.float32))
     if degradation is None:

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch.nn.functional import l1_loss
 
+from ..data.stacks import TrainingVolume
+from ..data.windows import SliceWindowDataset
 from ..models.network import DPNSL
-from ..training.data import SliceWindowDataset, TrainingVolume
 from .request import UpsamplePlan
 from .tiling import CancelFn, Cancelled, ProgressFn
 

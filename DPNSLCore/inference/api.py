@@ -22,9 +22,9 @@ from ..io.intensity import MR_INPUT_PERCENTILE, IntensityNormalizer, explain_mod
 from ..io.volumes import Geometry, Volume
 from ..models.network import DPNSL
 from ..models.registry import LoadedModel, open_model, resolve_device
+from ..ops.baselines import BASELINES
 from ..ops.bounds import IntensityBounds
 from ..ops.destripe import DestripeOptions, phase_period
-from ..ops.interpolation import BASELINES
 from .adapt import AdaptOptions, adapt_model
 from .allocator import available_memory_bytes
 from .calibrate import CalibrateOptions, CalibrationReport, CalibrationUnavailableError, fit_detail_gain

@@ -17,9 +17,9 @@ import torch
 
 from ..io.intensity import IntensityNormalizer
 from ..models.network import DPNSL
+from ..ops.baselines import interpolate
 from ..ops.bounds import BoundsReport, IntensityBounds, keep_in_bounds
 from ..ops.destripe import DestripeOptions
-from ..ops.interpolation import interpolate
 from ..ops.operators import Degradation
 from .allocator import release_freed_memory
 from .ensemble import check_ensemble, ensemble_average

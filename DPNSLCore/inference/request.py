@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io.volumes import Geometry, upsampled_geometry
+from ..io.geometry import Geometry, upsampled_geometry
 from ..ops.grid import (
     KINDS,
     PROFILES,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .volumes import Volume, index_to_world
+from .geometry import Volume, index_to_world
 
 __all__ = ["DicomContext", "dicom_context", "write_dicom_series"]
 

@@ -8,16 +8,8 @@ coincides with an input sample are exact unit vectors, so observed slices are re
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
-
-if TYPE_CHECKING:
-    from .operators import Degradation
-
-#: Baseline methods and the B-spline degree each one uses.
-BASELINES: dict[str, int] = {"linear": 1, "cubic": 3}
 
 _SNAP = 1e-9  # positions this close to an integer are treated as on-grid
 
@@ -86,19 +78,3 @@ def apply_along_slices(matrix: np.ndarray | torch.Tensor, x: torch.Tensor) -> to
     *lead, k, h, w = x.shape
     out = torch.matmul(m, x.reshape(-1, k, h * w))
     return out.reshape(*lead, m.shape[0], h, w)
-
-
-def interpolate(y: torch.Tensor, degradation: Degradation, method: str = "linear") -> torch.Tensor:
-    """Interpolate observed slices ``y`` (..., n_lr, Y, X) onto the HR grid of ``degradation``.
-
-    Each observed slice is placed at its acquisition position (``j * scale`` HR steps) and the slice axis is
-    interpolated with a linear or interpolating cubic B-spline; the slice profile is ignored (that is what
-    makes these baselines, not consistent reconstructions, for ``sample``/``profile``).
-
-    Raises:
-        ValueError: unknown ``method``.
-    """
-    if method not in BASELINES:
-        raise ValueError(f"`method` must be one of {sorted(BASELINES)}, got {method!r}")
-    matrix = interpolation_matrix(degradation.hr_positions, degradation.n_lr, BASELINES[method])
-    return degradation.restore_observed(apply_along_slices(matrix, y), y)

@@ -35,14 +35,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import __version__
-from ..evaluation.evaluate import parse_scales
+from ..data.acquisition import ScaleSpec, TrainingAcquisition, parse_scales
+from ..data.augment import BlurAugment
+from ..data.stacks import MR_RULES, load_volumes, split_block, usable_axes
+from ..data.windows import SliceWindowDataset, parse_crop
 from ..inference.request import default_profile_thickness
 from ..models import PRESETS, build_model, load_checkpoint, read_checkpoint_info, save_checkpoint
 from ..models.registry import resolve_device
 from . import state as ts
-from .acquisition import ScaleSpec, TrainingAcquisition
-from .augment import BlurAugment
-from .data import MR_RULES, SliceWindowDataset, load_volumes, parse_crop, split_block, usable_axes
 from .losses import banding_loss, gain_loss
 from .validation import Validator
 

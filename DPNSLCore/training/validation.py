@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..data.stacks import TrainingVolume
 from ..evaluation.evaluate import ProtocolOptions, score_volume
 from ..ops.operators import hr_length
-from .data import TrainingVolume
 
 BASELINE_METHODS = ("linear", "cubic")
 MIN_LR_SLICES = 5  # after dropping s HR slices at each end, 3 acquired slices and 2 gaps remain

@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import torch
 
+from DPNSLCore.data.stacks import load_volumes
 from DPNSLCore.evaluation.evaluate import upsample_normalised, volume_views
 from DPNSLCore.evaluation.metrics import center_crop, psnr
 from DPNSLCore.models.registry import open_model
 from DPNSLCore.ops.operators import simulate_acquisition
-from DPNSLCore.training.data import load_volumes
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ within it for ``decimate``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,18 @@ def parse_range(text: str | float, name: str, example: str) -> tuple[float, floa
     return parts[0], parts[-1]
 
 
+
+def parse_scales(text: str | Sequence[float]) -> tuple[float, ...]:
+    """"2,3,4" -> (2.0, 3.0, 4.0). Raises ValueError on an empty list, a non-number or a value <= 1."""
+    items = [p for p in text.split(",") if p.strip()] if isinstance(text, str) else list(text)
+    try:
+        scales = tuple(float(s) for s in items)
+    except ValueError as err:
+        raise ValueError(f"`scales` must be numbers separated by commas such as 2,3,4, got {text!r}") from err
+    if not scales or any(not (s > 1 and np.isfinite(s)) for s in scales):
+        raise ValueError(f"`scales` must be factors > 1 such as 2,3,4, got {text!r}")
+    return scales
+
 @dataclass(frozen=True)
 class ScaleSpec:
     """Training scales: ``values`` (one drawn per batch) or a ``(low, high)`` range drawn uniformly."""
@@ -67,8 +80,6 @@ class ScaleSpec:
             if not (1.0 < low < high and math.isfinite(high)):
                 raise ValueError(f"a scale range needs 1 < LOW < HIGH, got {text!r}")
             return cls(low=low, high=high)
-        from ..evaluation.evaluate import parse_scales
-
         return cls(values=parse_scales(text))
 
     @property

@@ -1,0 +1,1 @@
+"""Normalised stacks from volumes, and the slice windows training and adaptation draw from them."""
