@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from DPNSLCore.evaluation.bench import main, time_method
+from DPNSLCore.evaluation.bench import format_profile, main, time_method
 from DPNSLCore.inference.tiling import TilingOptions
 from DPNSLCore.io.volumes import Geometry, Volume, write_volume
 
@@ -35,3 +35,17 @@ def test_the_banding_is_measured_on_the_output_as_written_or_before_rounding():
     exact = time_method(lr, 3.0, "cubic", cpu, TilingOptions(), 1, output_dtype="float32")
     assert rounded["dtype"] == "int16" and exact["dtype"] == "float32"
     assert rounded["periodicity"] != exact["periodicity"]  # rounding to whole units moves the measure
+
+
+def test_the_profile_says_where_each_methods_time_went(tmp_path):
+    lr = np.random.default_rng(0).normal(40, 300, (8, 24, 24)).astype(np.int16)
+    row = time_method(lr, 2, "lean", torch.device("cpu"), TilingOptions(), 1, spacing_zyx=(2.0, 1.0, 1.0),
+                      profile=True)
+    stages = row["stages"]
+    assert {"calibration", "encoder", "upsampler", "decoder", "projection", "destripe", "bounds", "output",
+            "write"} <= set(stages) and "network" not in stages  # the network is split into its parts
+    assert sum(v for k, v in stages.items() if k != "write") <= row["seconds"] * 1.05 + 0.05
+    base = time_method(lr, 2, "linear", torch.device("cpu"), TilingOptions(), 1, profile=True)
+    assert set(base["stages"]) == {"interpolation", "output", "write"}
+    table = format_profile([base, row], 0.5)
+    assert "| read | 0.50 |" in table and "| encoder | – | – |" in table and table.count("100 %") == 2

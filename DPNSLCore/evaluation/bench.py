@@ -6,6 +6,12 @@ prints output voxels per second, the ratio of each time to linear interpolation'
 method added (host RSS sampled every 5 ms; CUDA peak too) and the banding measures of each output (:mod:`.banding`).
 Each method runs in its own subprocess so that memory kept by an earlier one cannot hide a later one's peak.
 Presets run with fresh weights: speed does not depend on training.
+
+``--profile`` adds where each method's time went, stage by stage, as seconds and share: read (once), calibration,
+the network's encoder, upsampler (spline experts, router, mixing) and decoder, the anchor and projection, destripe,
+bounds, output (conversion, placement, the consistency check) and write (a NIfTI of the output, as the command line
+writes it). The network's parts are timed by forward hooks on its modules (:class:`StageClock.watch`); since they
+also run inside calibration, the network stage is split between them in proportion to their hooked times.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,7 +32,8 @@ from ..inference.allocator import keep_freed_memory
 from ..inference.api import upsample
 from ..inference.ensemble import ENSEMBLE_SIZES
 from ..inference.tiling import TilingOptions
-from ..io.volumes import Geometry, Volume, detect_slice_axis, read_volume
+from ..inference.timing import StageClock
+from ..io.volumes import Geometry, Volume, detect_slice_axis, read_volume, write_volume
 from ..models.registry import open_model, resolve_device
 from ..ops.operators import simulate_acquisition
 from ..resources import sample_path
@@ -60,11 +69,12 @@ class PeakMemory:
 
 def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device, tiling: TilingOptions,
                 repeats: int, *, calibrate: bool = True, spacing_zyx: tuple[float, float, float] | None = None,
-                output_dtype: str = "input", ensemble: int = 1) -> dict:
+                output_dtype: str = "input", ensemble: int = 1, profile: bool = False) -> dict:
     """Best-of-``repeats`` wall time and peak memory of one method on ``lr`` (slice axis 0; ``spacing_zyx`` its
     voxel size, which ``calibrate`` reads; the calibration's seconds are part of the time), and the banding of its
     output as written (``output_dtype`` "input": the input's integer type, rounded, as the command line writes it;
-    "float32": before rounding; ``ensemble``: DP-NSL's self-ensemble size)."""
+    "float32": before rounding; ``ensemble``: DP-NSL's self-ensemble size). ``profile``: also the seconds of each
+    stage of the last repeat (``stages``), the network's parts included, and of writing the output as NIfTI."""
     model = None
     if method not in ("linear", "cubic"):
         model = open_model(method, device, allow_untrained=True)  # speed does not depend on training
@@ -73,7 +83,14 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
         kind = method
     times, peak = [], 0
     stack = lr if spacing_zyx is None else Volume(lr, Geometry.from_spacing_zyx(spacing_zyx))
+    parts = StageClock(device)
+    hooks = []
+    if profile and model is not None:
+        estimator = model.model.estimator
+        for name in ("encoder", "upsampler", "decoder"):
+            hooks += parts.watch(getattr(estimator, name), name)
     for _ in range(repeats):
+        parts.seconds.clear()
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -85,11 +102,23 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
         peak = max(peak, mem.peak)
+    for hook in hooks:
+        hook.remove()
+    stages = {}
+    if profile:
+        stages = dict(out.timings)
+        if "network" in stages and parts.seconds:  # the hooks also fire in calibration's passes: the network
+            inside, hooked = stages.pop("network"), sum(parts.seconds.values())  # stage is split in their proportion
+            stages.update({name: inside * sec / hooked for name, sec in parts.seconds.items()})
+        with tempfile.TemporaryDirectory() as folder:
+            start = time.perf_counter()
+            write_volume(Volume(out.volume, Geometry.from_spacing_zyx((1.0, 1.0, 1.0))), Path(folder) / "out.nii.gz")
+            stages["write"] = time.perf_counter() - start
     periodicity, texture = banding_or_none(out.volume, scale)
     cuda_peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else 0
     return {"method": method, "seconds": min(times), "voxels": int(np.prod(out.plan.output_shape)),
             "peak_rss": peak, "cuda_peak": cuda_peak, "error": out.consistency_error, "periodicity": periodicity,
-            "texture": texture, "detail_gain": out.detail_gain, "dtype": str(out.volume.dtype)}
+            "texture": texture, "detail_gain": out.detail_gain, "dtype": str(out.volume.dtype), "stages": stages}
 
 
 def mirror_extend(array: np.ndarray, n: int) -> np.ndarray:
@@ -115,6 +144,27 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+STAGE_ORDER = ("read", "calibration", "encoder", "upsampler", "decoder", "interpolation",
+               "projection", "destripe", "bounds", "output", "write")
+
+
+def format_profile(rows: list[dict], read_seconds: float) -> str:
+    """Markdown table: seconds and share of each stage per method (read once, charged to every method)."""
+    stages = [s for s in STAGE_ORDER if s == "read" or any(s in r["stages"] for r in rows)]
+    stages += sorted({s for r in rows for s in r["stages"]} - set(stages))
+    head = "| stage | " + " | ".join(f"{r['method']} (s) | share" for r in rows) + " |"
+    lines = [head, "|---" * (1 + 2 * len(rows)) + "|"]
+    totals = [read_seconds + sum(r["stages"].values()) for r in rows]
+    for stage in stages:
+        cells = []
+        for r, total in zip(rows, totals, strict=True):
+            sec = read_seconds if stage == "read" else r["stages"].get(stage)
+            cells.append("– | –" if sec is None else f"{sec:.2f} | {100 * sec / total:.0f} %")
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{t:.2f}** | 100 %" for t in totals) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m DPNSLCore.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("volume", nargs="?", help="volume (default: the packaged thin CT crop)")
@@ -135,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                    "moves the periodicity by up to 0.07)")
     p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
                    help="DP-NSL's in-plane self-ensemble size (1, 2, 4, 8; default 1: off); timed")
+    p.add_argument("--profile", action="store_true", help="also print the seconds and share of each stage per "
+                   "method (read, calibration, encoder, upsampler, decoder, projection, destripe, bounds, write)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one method, print JSON
     args = p.parse_args(argv)
     keep_freed_memory()
@@ -142,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         tiling = TilingOptions(tile_size=args.tile_size, z_window=args.z_window)
         path = args.volume or str(sample_path(SAMPLE))
+        start = time.perf_counter()
         vol = read_volume(path)
+        read_seconds = time.perf_counter() - start
         axis = detect_slice_axis(vol.geometry)
         array = np.moveaxis(vol.array, axis, 0)
         spacing = vol.geometry.spacing_zyx
@@ -156,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(time_method(lr, args.scale, args.one, device, tiling, args.repeats,
                                      calibrate=not args.no_calibrate, spacing_zyx=spacing,
-                                     output_dtype=args.output_dtype, ensemble=args.ensemble)))
+                                     output_dtype=args.output_dtype, ensemble=args.ensemble,
+                                     profile=args.profile)))
         return 0
     print(f"{path}: observed {lr.shape} {lr.dtype} (slices first) -> x{args.scale:g}, device {device}, "
           f"{torch.get_num_threads()} threads, {tiling}, output {args.output_dtype}"
@@ -174,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         gain = f" (detail gain {rows[-1]['detail_gain']:.2f})" if fitted else ""
         print(f"  {method}: {rows[-1]['seconds']:.2f} s{gain}", flush=True)
     print(format_table(rows))
+    if args.profile:
+        print(f"\nWhere the time went (read {read_seconds:.2f} s, once for every method):\n")
+        print(format_profile(rows, read_seconds))
     return 0
 
 
