@@ -29,6 +29,7 @@ import torch
 
 from ..data.acquisition import parse_scales
 from ..data.stacks import TrainingVolume, load_volumes, split_block, usable_axes
+from ..inference.allocator import keep_freed_memory
 from ..inference.api import METHODS, UpsampleResult, upsample
 from ..inference.ensemble import ENSEMBLE_SIZES
 from ..io.intensity import IntensityNormalizer
@@ -327,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     if not args.data and not args.paired:
         print("error: give --data PATH... and/or --paired THICK THIN", file=sys.stderr)
         return 2
