@@ -259,3 +259,16 @@ def test_dpnsl_gets_the_products_mr_input_rule_on_a_normalised_stack():
     ct = upsample_normalised(lr, 2, "dpnsl", model=build_model(PRESETS["lean"].replace(modality="ct")),
                              normalizer=IntensityNormalizer.for_ct(), device="cpu", calibrate=False)
     assert not any(note.startswith("MR intensities") for note in ct.notes)  # CT: the HU window, as given
+
+
+def test_no_bounds_leaves_the_network_output_where_it_is_and_says_so():
+    rng = np.random.default_rng(7)
+    norm = IntensityNormalizer.for_ct()
+    volume = TrainingVolume(norm.forward(rng.normal(-600, 500, (13, 24, 24)).astype(np.float32)), name="ct",
+                            normalizer=norm)
+    model = build_model(PRESETS["lean"].replace(modality="ct"))
+    options = replace(FAST, degradation="profile", calibrate=False)
+    kept = score_volume(volume, [3], ["dpnsl"], model=model, options=options)[0]
+    free = score_volume(volume, [3], ["dpnsl"], model=model, options=replace(options, bounds=False))[0]
+    assert kept.psnr != free.psnr and kept.consistency < 1e-4 and free.consistency < 1e-4
+    assert "without the physical range" in replace(options, bounds=False).acquisition_text()

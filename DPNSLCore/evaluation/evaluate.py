@@ -67,7 +67,8 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
                         normalizer: IntensityNormalizer | None = None, degradation: str = "decimate",
                         device: str | torch.device = "auto", profile: str = "box",
                         thickness: float = 1.0, adapt: float = 0.0, destripe: bool = True, calibrate: bool = True,
-                        spacing_zyx: tuple[float, float, float] | None = None, ensemble: int = 1) -> UpsampleResult:
+                        spacing_zyx: tuple[float, float, float] | None = None, ensemble: int = 1,
+                        bounds: bool = True) -> UpsampleResult:
     """Upsample a normalised LR stack (slice axis 0) with ``method``; the result's ``volume`` is the normalised HR
     prediction (``detail_gain``: the gain calibration fitted, 1 for the baselines).
 
@@ -90,7 +91,7 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
     stack = lr if spacing_zyx is None else Volume(lr, Geometry.from_spacing_zyx(spacing_zyx))
     return upsample(stack, scale, model=model, method="dpnsl", device=device, modality=normalizer.kind,
                     intensity=rule, adapt=adapt or None, destripe=destripe, calibrate=calibrate,
-                    ensemble=ensemble, **acquisition)
+                    ensemble=ensemble, bounds="auto" if bounds else None, **acquisition)
 
 
 @dataclass
@@ -111,6 +112,7 @@ class ProtocolOptions:
     destripe: bool = True  # remove the phase-locked part of DP-NSL's detail (upsample's default)
     calibrate: bool = True  # fit DP-NSL's detail gain to each simulated input (its in-plane axes; upsample's default)
     ensemble: int = 1  # DP-NSL's in-plane self-ensemble size (1, 2, 4 or 8; upsample's default 1: off)
+    bounds: bool = True  # keep DP-NSL's output in the physical range (upsample's default)
 
     def acquisition_text(self) -> str:
         text = f"{self.profile} profile (thickness {self.thickness:g} spacings)" if self.degradation == "profile" \
@@ -118,6 +120,7 @@ class ProtocolOptions:
         text += f", DP-NSL adapted {self.adapt:g} s to each input" if self.adapt else ""
         text += "" if self.calibrate else ", DP-NSL without calibration"
         text += f", DP-NSL self-ensemble of {self.ensemble}" if self.ensemble > 1 else ""
+        text += "" if self.bounds else ", DP-NSL without the physical range"
         return text + ("" if self.destripe else ", DP-NSL without destripe")
 
 
@@ -156,7 +159,7 @@ def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Seque
             result = upsample_normalised(lr, scale, method, model=model, normalizer=volume.normalizer,
                                          degradation=options.degradation, device=options.device, adapt=options.adapt,
                                          destripe=options.destripe, calibrate=options.calibrate,
-                                         ensemble=options.ensemble,
+                                         ensemble=options.ensemble, bounds=options.bounds,
                                          spacing_zyx=(volume.spacing[0] * scale, *volume.spacing[1:]), **acquisition)
             pred = result.volume
             seconds = time.perf_counter() - start
@@ -318,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "own in-plane axes, as upsample does)")
     p.add_argument("--no-destripe", action="store_true",
                    help="keep DP-NSL's detail as the network made it (default: its phase-locked part is removed)")
+    p.add_argument("--no-bounds", action="store_true",
+                   help="leave DP-NSL's output where the network put it (default: kept in the physical range)")
     p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
                    help="DP-NSL's in-plane self-ensemble: its estimate averaged over N flips/transposes (1, 2, 4, 8; "
                    "default 1: off)")
@@ -337,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device,
                               args.profile or "box", 1.0 if args.thickness is None else args.thickness, args.adapt,
-                              not args.no_destripe, not args.no_calibrate, args.ensemble)
+                              not args.no_destripe, not args.no_calibrate, args.ensemble, not args.no_bounds)
     try:
         if args.data:
             result = evaluate(args.data, args.scales, args.methods, checkpoint=args.checkpoint,
