@@ -1,0 +1,167 @@
+"""Write docs/results.md and the README's results table from the result files (run from the repository root).
+
+    python Resources/Results/make_results.py
+
+Reads Resources/Results/headline/<tag>/ (run.sh), Resources/Results/secondary/<tag>/ (secondary/run.sh),
+Resources/Results/defects/{before,after}.md (defects/run.py) and Resources/Results/speed/*.md (speed/run.sh); every
+table says which files it comes from. Nothing here measures anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE / "headline"))
+from tables import ACQ_NAMES, PATIENT_OF, SHIPPED_SEEN, gains, read, section  # noqa: E402
+
+NEW, OLD = "v10", "shipped"
+STEPS = {"calibration": "nocal", "destripe": "nodestripe", "bounds": "nobounds"}
+START, END = "<!-- results:start", "<!-- results:end -->"
+
+
+def _exists(tag: str) -> bool:
+    return any((HERE / "headline" / tag).glob("*/scores.csv"))
+
+
+def headline_summary(tag: str) -> list[str]:
+    """The README table: gain over the better baseline, mean ± std over patients, x2-x7, and x4 PSNRs."""
+    table = read(HERE / "headline" / tag)
+    lines = ["| gain over the better of linear and cubic (dB) | ×2 | ×3 | ×4 | ×5 | ×6 | ×7 "
+             "| ×4 PSNR: linear / cubic / DP-NSL |", "|---|---|---|---|---|---|---|---|"]
+    for modality, acq in (("ct", "profile"), ("ct", "decimate"), ("mr", "profile"), ("mr", "decimate")):
+        patients = table.get((modality, acq))
+        if not patients:
+            continue
+        g = gains(patients)
+        scales = sorted({s for ss in g.values() for s in ss})
+        cells = [f"{np.mean([g[p][s] for p in g]):+.2f} ± {np.std([g[p][s] for p in g]):.2f}" for s in scales]
+        at4 = [np.mean([patients[p][4.0][m] for p in patients]) for m in ("linear", "cubic", "dpnsl")]
+        lines.append(f"| {modality.upper()}, {ACQ_NAMES[acq]} ({len(g)} patients) | " + " | ".join(cells)
+                     + f" | {at4[0]:.2f} / {at4[1]:.2f} / **{at4[2]:.2f}** |")
+    return lines
+
+
+def steps_table(tag: str) -> list[str]:
+    """Each default step against the same run without it: the worst and the mean change per patient and scale."""
+    base = read(HERE / "headline" / tag)
+    lines = ["| step | modality, acquisition | mean change (dB) | worst patient / scale (dB) | best (dB) |",
+             "|---|---|---|---|---|"]
+    for step, suffix in STEPS.items():
+        other = HERE / "headline" / f"{tag}_{suffix}"
+        if not any(other.glob("*/scores.csv")):
+            lines.append(f"| {step} | not measured | | | |")
+            continue
+        without = read(other)
+        for key in sorted(base):
+            if key not in without:
+                continue
+            deltas = [(base[key][p][s]["dpnsl"] - without[key][p][s]["dpnsl"], p, s)
+                      for p in base[key] for s in base[key][p] if p in without[key] and s in without[key][p]]
+            if not deltas:
+                continue
+            worst, best = min(deltas), max(deltas)
+            lines.append(f"| {step} | {key[0].upper()}, {ACQ_NAMES[key[1]]} | {np.mean([d[0] for d in deltas]):+.3f} | "
+                         f"{worst[0]:+.3f} ({worst[1]}, ×{worst[2]:g}) | {best[0]:+.3f} |")
+    return lines
+
+
+def secondary_table(tag: str) -> list[str]:
+    """The phantom and in-plane-axis stacks, per stack, gain over the better baseline (never in the headline)."""
+    folder = HERE / "secondary" / tag
+    rows: dict = defaultdict(lambda: defaultdict(dict))
+    for path in sorted(folder.glob("*/scores.csv")):
+        acq = path.parent.name.split("_")[-1]
+        for row in csv.DictReader(path.open()):
+            rows[(acq, row["volume"].split("/")[-1])][float(row["scale"])][row["method"]] = float(row["psnr"])
+    if not rows:
+        return ["*not measured*"]
+    scales = sorted({s for v in rows.values() for s in v})
+    lines = ["| stack | acquisition | " + " | ".join(f"×{s:g}" for s in scales) + " |",
+             "|---" * (len(scales) + 2) + "|"]
+    for (acq, name), by_scale in sorted(rows.items()):
+        cells = [f"{m['dpnsl'] - max(m['linear'], m['cubic']):+.2f}" if m else "–"
+                 for m in (by_scale.get(s, {}) for s in scales)]
+        lines.append(f"| {name} | {ACQ_NAMES.get(acq, acq)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _include(path: Path) -> list[str]:
+    return path.read_text().rstrip().splitlines() if path.exists() else [f"*not measured ({path.name} missing)*"]
+
+
+def results_page() -> str:
+    lines = ["# Results", "",
+             "Measured on the project's machine class (2 CPU cores, no GPU). Written by "
+             "`python Resources/Results/make_results.py` from the result files named in each section; the commands "
+             "that make them are in [training.md](training.md).", "",
+             "## Headline: clinical patients no training step saw, through-plane", "",
+             "Each patient is scored along its z axis by the model of the fold that held it out of every training step "
+             "(`Resources/Results/headline/folds.json`: CT, the QIN chest/abdomen patient and LIDC-IDRI-0314; MR, MS "
+             "patients 07, 19 and 26 with three contrasts each, the MEMPRAGE and the UIH 3D T1). Protocol of "
+             "DESIGN.md §5 (centre crop 256, borders of s slices excluded, PSNR on normalised intensities), the "
+             "product's defaults. Two acquisitions: thick slices (the box average of s thin slices, what a real thick "
+             "reconstruction is) and the paper's decimation (every s-th slice). Gains are DP-NSL minus the better of "
+             "linear and cubic on that patient, then mean ± std over patients.", ""]
+    if _exists(NEW):
+        lines += headline_summary(NEW) + ["", f"Per patient (`Resources/Results/headline/{NEW}/`; the row *before* "
+                                              f"is the previously shipped models on the same patients):", ""]
+        table, before = read(HERE / "headline" / NEW), read(HERE / "headline" / OLD) if _exists(OLD) else {}
+        for key in sorted(table, key=lambda k: (k[0], k[1] != "profile")):
+            lines += section(*key, table[key], set(), before.get(key))
+    else:
+        lines += ["*not measured yet*", ""]
+    lines += ["## Before: the previously shipped models on the same protocol", "",
+              f"`Resources/Results/headline/{OLD}/` (v5 CT and v4 MR models, the code of the previous version). They "
+              "were trained on some of these patients (marked): those rows overstate them.", ""]
+    if _exists(OLD):
+        table = read(HERE / "headline" / OLD)
+        seen = {PATIENT_OF[v] for v in SHIPPED_SEEN}
+        for key in sorted(table, key=lambda k: (k[0], k[1] != "profile")):
+            lines += section(*key, table[key], seen, None)
+    lines += ["## Secondary: a phantom and in-plane axes (never in the headline)", "",
+              "The skull phantom along z and the in-plane axes of a thick chest CT and a thick FLAIR, kept out of all "
+              f"training; the shipped model. Gain over the better baseline (dB); `Resources/Results/secondary/{NEW}/`.",
+              ""] + secondary_table(NEW)
+    lines += ["", "## The default steps, one by one", "",
+              "Each step against the same run without it (`evaluate --no-calibrate`, `--no-destripe`, `--no-bounds`) "
+              "on every patient and scale of the headline protocol: DP-NSL's PSNR with the step minus without it.", ""]
+    lines += steps_table(NEW)
+    lines += ["", "## The defect cases", "", "`python Resources/Results/defects/run.py` on the cases the quality issue "
+              "found, rebuilt from the shared data; raw intensities in, as a user's scan.", "", "Before (the previous "
+              "version's code, shipped models):", ""] + _include(HERE / "defects" / "before.md")
+    lines += ["", "After:", ""] + _include(HERE / "defects" / "after.md")
+    lines += ["", "## Speed", ""]
+    for path in sorted((HERE / "speed").glob("*.md")):
+        lines += [f"`{path.relative_to(ROOT)}`:", "", *_include(path), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def update_readme(table: list[str]) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    intro = ("Through-plane (z) on clinical patients no training step saw (each held out of its fold's training), "
+             "per patient, then mean ± std; linear and cubic measured in the same run ([protocol and every "
+             "table](docs/results.md)):")
+    block = "\n".join([f"{START} (written by python Resources/Results/make_results.py; do not edit by hand) -->",
+                       intro, "", *table, END])
+    readme.write_text(head + block + tail)
+
+
+def main() -> None:
+    (ROOT / "docs" / "results.md").write_text(results_page())
+    if _exists(NEW):
+        update_readme(headline_summary(NEW))
+    print("wrote docs/results.md" + (" and the README's table" if _exists(NEW) else ""))
+
+
+if __name__ == "__main__":
+    main()
