@@ -98,3 +98,22 @@ def test_unavailable_cuda_is_explained(ct):
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="CUDA is not available"):
         upsample(ct, 2, model="lean", device="cuda")
+
+
+def test_a_bfloat16_encoder_keeps_every_acquired_slice_and_stays_close_to_float32():
+    import DPNSLCore
+    from DPNSLCore.models.registry import open_model
+
+    rng = np.random.default_rng(3)
+    thick = rng.normal(40, 200, (8, 40, 40)).astype(np.float32)
+    model = open_model("ct", "cpu")
+    common = {"model": model, "device": "cpu", "modality": "ct", "calibrate": False}
+    full = DPNSLCore.upsample(thick, 3, degradation="decimate", **common)
+    half = DPNSLCore.upsample(thick, 3, degradation="decimate", precision="bfloat16", **common)
+    np.testing.assert_array_equal(half.volume[::3], thick)  # the acquired slices, bit for bit
+    assert 0 < float(np.abs(half.volume - full.volume).max()) < 20.0  # HU: reduced precision, not another model
+    assert any(n == "precision: the encoder's convolutions in bfloat16" for n in half.notes)
+    profile = DPNSLCore.upsample(thick, 3, degradation="profile", precision="bfloat16", **common)
+    assert profile.consistency_error < 1e-3
+    with pytest.raises(ValueError, match="`precision` must be one of"):
+        DPNSLCore.upsample(thick, 3, precision="float16", **common)

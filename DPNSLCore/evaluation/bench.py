@@ -30,6 +30,7 @@ import torch
 
 from ..inference.allocator import keep_freed_memory
 from ..inference.api import upsample
+from ..inference.engine import PRECISIONS
 from ..inference.ensemble import ENSEMBLE_SIZES
 from ..inference.tiling import TilingOptions
 from ..inference.timing import StageClock
@@ -69,7 +70,8 @@ class PeakMemory:
 
 def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device, tiling: TilingOptions,
                 repeats: int, *, calibrate: bool = True, spacing_zyx: tuple[float, float, float] | None = None,
-                output_dtype: str = "input", ensemble: int = 1, profile: bool = False) -> dict:
+                output_dtype: str = "input", ensemble: int = 1, profile: bool = False,
+                precision: str = "float32") -> dict:
     """Best-of-``repeats`` wall time and peak memory of one method on ``lr`` (slice axis 0; ``spacing_zyx`` its
     voxel size, which ``calibrate`` reads; the calibration's seconds are part of the time), and the banding of its
     output as written (``output_dtype`` "input": the input's integer type, rounded, as the command line writes it;
@@ -97,7 +99,8 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
         with PeakMemory() as mem:
             t0 = time.perf_counter()
             out = upsample(stack, scale, method=kind, model=model, device=str(device), tiling=tiling, slice_axis=0,
-                           output_dtype=output_dtype, calibrate=calibrate, ensemble=ensemble if kind == "dpnsl" else 1)
+                           output_dtype=output_dtype, calibrate=calibrate, ensemble=ensemble if kind == "dpnsl" else 1,
+                           **({"precision": precision} if kind == "dpnsl" else {}))
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
@@ -185,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                    "moves the periodicity by up to 0.07)")
     p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
                    help="DP-NSL's in-plane self-ensemble size (1, 2, 4, 8; default 1: off); timed")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="DP-NSL's encoder arithmetic: float32 (default) or bfloat16; timed")
     p.add_argument("--profile", action="store_true", help="also print the seconds and share of each stage per "
                    "method (read, calibration, encoder, upsampler, decoder, projection, destripe, bounds, write)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one method, print JSON
@@ -211,11 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(time_method(lr, args.scale, args.one, device, tiling, args.repeats,
                                      calibrate=not args.no_calibrate, spacing_zyx=spacing,
                                      output_dtype=args.output_dtype, ensemble=args.ensemble,
-                                     profile=args.profile)))
+                                     profile=args.profile, precision=args.precision)))
         return 0
     print(f"{path}: observed {lr.shape} {lr.dtype} (slices first) -> x{args.scale:g}, device {device}, "
           f"{torch.get_num_threads()} threads, {tiling}, output {args.output_dtype}"
-          + (f", DP-NSL self-ensemble of {args.ensemble}" if args.ensemble > 1 else ""))
+          + (f", DP-NSL self-ensemble of {args.ensemble}" if args.ensemble > 1 else "")
+          + (f", DP-NSL encoder in {args.precision}" if args.precision != "float32" else ""))
     methods = ["linear", *[m for m in args.methods.split(",") if m and m != "linear"]]
     rows = []
     for method in methods:

@@ -31,6 +31,7 @@ from ..data.acquisition import parse_scales
 from ..data.stacks import TrainingVolume, load_volumes, split_block, usable_axes
 from ..inference.allocator import keep_freed_memory
 from ..inference.api import METHODS, UpsampleResult, upsample
+from ..inference.engine import PRECISIONS
 from ..inference.ensemble import ENSEMBLE_SIZES
 from ..io.intensity import IntensityNormalizer
 from ..io.volumes import Geometry, Volume
@@ -68,7 +69,7 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
                         device: str | torch.device = "auto", profile: str = "box",
                         thickness: float = 1.0, adapt: float = 0.0, destripe: bool = True, calibrate: bool = True,
                         spacing_zyx: tuple[float, float, float] | None = None, ensemble: int = 1,
-                        bounds: bool = True) -> UpsampleResult:
+                        bounds: bool = True, precision: str = "float32") -> UpsampleResult:
     """Upsample a normalised LR stack (slice axis 0) with ``method``; the result's ``volume`` is the normalised HR
     prediction (``detail_gain``: the gain calibration fitted, 1 for the baselines).
 
@@ -91,7 +92,7 @@ def upsample_normalised(lr: np.ndarray, scale: float, method: str, *, model: Loa
     stack = lr if spacing_zyx is None else Volume(lr, Geometry.from_spacing_zyx(spacing_zyx))
     return upsample(stack, scale, model=model, method="dpnsl", device=device, modality=normalizer.kind,
                     intensity=rule, adapt=adapt or None, destripe=destripe, calibrate=calibrate,
-                    ensemble=ensemble, bounds="auto" if bounds else None, **acquisition)
+                    ensemble=ensemble, bounds="auto" if bounds else None, precision=precision, **acquisition)
 
 
 @dataclass
@@ -113,6 +114,7 @@ class ProtocolOptions:
     calibrate: bool = True  # fit DP-NSL's detail gain to each simulated input (its in-plane axes; upsample's default)
     ensemble: int = 1  # DP-NSL's in-plane self-ensemble size (1, 2, 4 or 8; upsample's default 1: off)
     bounds: bool = True  # keep DP-NSL's output in the physical range (upsample's default)
+    precision: str = "float32"  # DP-NSL's encoder arithmetic (upsample's default float32)
 
     def acquisition_text(self) -> str:
         text = f"{self.profile} profile (thickness {self.thickness:g} spacings)" if self.degradation == "profile" \
@@ -121,6 +123,7 @@ class ProtocolOptions:
         text += "" if self.calibrate else ", DP-NSL without calibration"
         text += f", DP-NSL self-ensemble of {self.ensemble}" if self.ensemble > 1 else ""
         text += "" if self.bounds else ", DP-NSL without the physical range"
+        text += "" if self.precision == "float32" else f", DP-NSL's encoder in {self.precision}"
         return text + ("" if self.destripe else ", DP-NSL without destripe")
 
 
@@ -160,6 +163,7 @@ def score_volume(volume: TrainingVolume, scales: Sequence[float], methods: Seque
                                          degradation=options.degradation, device=options.device, adapt=options.adapt,
                                          destripe=options.destripe, calibrate=options.calibrate,
                                          ensemble=options.ensemble, bounds=options.bounds,
+                                         precision=options.precision,
                                          spacing_zyx=(volume.spacing[0] * scale, *volume.spacing[1:]), **acquisition)
             pred = result.volume
             seconds = time.perf_counter() - start
@@ -321,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "own in-plane axes, as upsample does)")
     p.add_argument("--no-destripe", action="store_true",
                    help="keep DP-NSL's detail as the network made it (default: its phase-locked part is removed)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="DP-NSL's encoder arithmetic: float32 (default) or bfloat16")
     p.add_argument("--no-bounds", action="store_true",
                    help="leave DP-NSL's output where the network put it (default: kept in the physical range)")
     p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
@@ -342,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     options = ProtocolOptions(args.crop, args.degradation or "decimate", not args.no_ssim, args.device,
                               args.profile or "box", 1.0 if args.thickness is None else args.thickness, args.adapt,
-                              not args.no_destripe, not args.no_calibrate, args.ensemble, not args.no_bounds)
+                              not args.no_destripe, not args.no_calibrate, args.ensemble, not args.no_bounds,
+                              args.precision)
     try:
         if args.data:
             result = evaluate(args.data, args.scales, args.methods, checkpoint=args.checkpoint,

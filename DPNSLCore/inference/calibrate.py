@@ -152,7 +152,7 @@ def calibration_views(volume: np.ndarray, spacing_zyx: tuple[float, float, float
 def fit_detail_gain(model: DPNSL, volume: np.ndarray, spacing_zyx: tuple[float, float, float],
                     plan: UpsamplePlan, device: torch.device, *, normalizer: IntensityNormalizer | None = None,
                     destripe: DestripeOptions | None = None, options: CalibrateOptions | None = None,
-                    ensemble: int = 1) -> CalibrationReport:
+                    ensemble: int = 1, precision: str = "float32") -> CalibrationReport:
     """The least-squares gain of the model's detail on the input's own in-plane axes (module docstring).
 
     Args:
@@ -161,8 +161,8 @@ def fit_detail_gain(model: DPNSL, volume: np.ndarray, spacing_zyx: tuple[float, 
         spacing_zyx: its voxel size (mm), slice axis first.
         plan: the resolved request: its acquisition, scale and output spacing are simulated.
         normalizer: maps ``volume`` to the network's [0, 1] units (None: it is in them already).
-        destripe, ensemble: the run's destripe options and self-ensemble size (the gain is fitted to the detail the
-            run adds).
+        destripe, ensemble, precision: the run's destripe options, self-ensemble size and network precision (the
+            gain is fitted to the detail the run adds).
 
     Raises:
         CalibrationUnavailableError: every in-plane view is too small for the plan's scale.
@@ -189,7 +189,7 @@ def fit_detail_gain(model: DPNSL, volume: np.ndarray, spacing_zyx: tuple[float, 
         deg = make_degradation(plan.degradation, plan.scale, lr.shape[0], profile=plan.profile,
                                thickness=plan.thickness)
         column, _ = network_column(model, deg, identity, TilingOptions(), device, parts=True, destripe=destripe,
-                                   ensemble=ensemble)
+                                   ensemble=ensemble, precision=precision)
         whole_y, whole_x = slice(0, lr.shape[1]), slice(0, lr.shape[2])
         res = column(torch.from_numpy(lr), whole_y, whole_x, lambda message: None)
         inner_y = slice(margin, -margin) if lr.shape[1] > 4 * margin else slice(None)

@@ -192,6 +192,21 @@ def baseline_column(degradation: Degradation, method: str, clock: StageClock | N
     return column
 
 
+#: the network's arithmetic: float32, or bfloat16 for the encoder's convolutions (faster on CPUs with AVX512-BF16)
+PRECISIONS = ("float32", "bfloat16")
+
+
+def encoder_dtype_of(precision: str) -> torch.dtype:
+    """The encoder's dtype for a ``precision`` of :data:`PRECISIONS`.
+
+    Raises:
+        ValueError: another value.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}")
+    return torch.bfloat16 if precision == "bfloat16" else torch.float32
+
+
 def network_halo(model: DPNSL, destripe: DestripeOptions | None = None) -> int:
     """In-plane halo a column of ``model`` reads: its receptive radius, plus the reach of the destripe estimate."""
     return model.estimator.receptive_radius + (destripe.radius if destripe is not None else 0)
@@ -204,7 +219,8 @@ def _widen(keep: slice, by: int, size: int) -> slice:
 def network_column(model: DPNSL, degradation: Degradation, normalizer: IntensityNormalizer, tiling: TilingOptions,
                    device: torch.device, *, parts: bool, bounds: IntensityBounds | None = None,
                    destripe: DestripeOptions | None = None, detail_gain: float = 1.0,
-                   ensemble: int = 1, clock: StageClock | None = None) -> tuple[ColumnFn, int]:
+                   ensemble: int = 1, clock: StageClock | None = None,
+                   precision: str = "float32") -> tuple[ColumnFn, int]:
     """Column function of a DP-NSL model and the number of progress ticks per column (read with
     :func:`network_halo`).
 
@@ -217,8 +233,10 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
     (:func:`DPNSLCore.ops.bounds.keep_in_bounds`). With ``ensemble`` N > 1 the estimate of each window is the mean
     over N in-plane flips/transposes of it (:mod:`.ensemble`), before the projection. A x = y holds throughout.
     ``clock`` (:class:`.timing.StageClock`) is charged the network, projection, destripe and bounds seconds.
+    ``precision`` "bfloat16" runs the encoder's convolutions in bfloat16 (:data:`PRECISIONS`).
     """
     check_ensemble(ensemble)
+    encoder_dtype = encoder_dtype_of(precision)
     clock = clock or StageClock()
     estimator = model.estimator
     windows = plan_z_windows(degradation.n_lr, degradation.n_hr, degradation.scale, tiling.z_window,
@@ -229,8 +247,8 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
     def window_f(y_n: torch.Tensor, w: ZWindow, keep_y: slice, keep_x: slice):
         lo, hi = max(0, w.hr_start - margin), min(degradation.n_hr, w.hr_stop + margin)
         chunk = y_n[w.read_start:w.read_stop][None, None].to(device)
-        f, r = ensemble_average(lambda c: estimator(c, positions[lo:hi] - w.read_start, degradation.scale),
-                                chunk, ensemble)
+        f, r = ensemble_average(lambda c: estimator(c, positions[lo:hi] - w.read_start, degradation.scale,
+                                                    encoder_dtype=encoder_dtype), chunk, ensemble)
         sel = slice(w.hr_start - lo, w.hr_stop - lo)
         return f[0, 0, sel, keep_y, keep_x].float().cpu(), r[0, :, sel, keep_y, keep_x].float().cpu()
 

@@ -13,9 +13,13 @@ def fast_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[i
 
     torch.nn.functional.conv3d picks its slow reference kernel for batch 1 when N*C*Z*Y is small
     (a heuristic written for 2D), which is 2-3x slower for the thin bands used at inference; calling
-    oneDNN directly avoids that (autograd supported). Other devices and dtypes use conv3d.
+    oneDNN directly avoids that (autograd supported). A bfloat16 input runs the conv in bfloat16 (weights cast per
+    call): 1.66x faster on a CPU with AVX512-BF16 for the encoder's factorised convs. Other devices and dtypes use
+    conv3d.
     """
-    if x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32 \
+    if x.dtype == torch.bfloat16 and weight.dtype != torch.bfloat16:  # a reduced-precision pass (the encoder's)
+        weight, bias = weight.to(torch.bfloat16), None if bias is None else bias.to(torch.bfloat16)
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16) and weight.dtype == x.dtype \
             and torch.backends.mkldnn.is_available():
         cl = torch.channels_last_3d
         try:
