@@ -196,15 +196,15 @@ def baseline_column(degradation: Degradation, method: str, clock: StageClock | N
 PRECISIONS = ("float32", "bfloat16")
 
 
-def encoder_dtype_of(precision: str) -> torch.dtype:
-    """The encoder's dtype for a ``precision`` of :data:`PRECISIONS`.
+def encoder_dtype_of(precision: str) -> torch.dtype | None:
+    """The encoder's dtype for a ``precision`` of :data:`PRECISIONS` (None: the input's, float32).
 
     Raises:
         ValueError: another value.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}")
-    return torch.bfloat16 if precision == "bfloat16" else torch.float32
+    return torch.bfloat16 if precision == "bfloat16" else None
 
 
 def network_halo(model: DPNSL, destripe: DestripeOptions | None = None) -> int:

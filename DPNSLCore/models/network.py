@@ -57,7 +57,7 @@ class NullSpaceEstimator(nn.Module):
         return upsampler + self.decoder.radius
 
     def forward(self, y: Tensor, hr_positions: Tensor, scale: float, *,
-                encoder_dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+                encoder_dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
         """Estimate f on the HR slices of an LR window.
 
         Args:
@@ -65,8 +65,8 @@ class NullSpaceEstimator(nn.Module):
             hr_positions: (n_hr,) positions of the wanted HR slices in LR-slice units relative to the
                 window's first slice (k / s for `decimate`; any real values, e.g. non-integer s).
             scale: slice-spacing ratio s > 1 (sets the cell size 1/s of the splines).
-            encoder_dtype: float32 (default), or bfloat16 for the encoder's convolutions (the upsampler and the
-                decoder stay in float32; :mod:`DPNSLCore.inference` measures what it changes).
+            encoder_dtype: None (default: the input's dtype), or e.g. bfloat16 for the encoder's convolutions (the
+                upsampler and the decoder stay in the input's dtype).
 
         Returns:
             f (B, 1, n_hr, Y, X) and routing (B, E, n_hr, Y, X): router weights in [0, 1] that sum to 1
@@ -83,7 +83,8 @@ class NullSpaceEstimator(nn.Module):
             raise ValueError(f"`scale` must be a finite number > 1, got {scale!r}.")
         # channels-last-3d: the oneDNN CPU convs are 2-4x faster in it (and cuDNN supports it)
         y = (y - self.input_shift) * self.input_scale
-        feat = self.encoder(y.to(encoder_dtype).contiguous(memory_format=torch.channels_last_3d)).float()
+        dtype = y.dtype
+        feat = self.encoder(y.to(encoder_dtype or dtype).contiguous(memory_format=torch.channels_last_3d)).to(dtype)
         if torch.is_grad_enabled():  # training: one band, simplest graph
             hr, routing = self.upsampler(feat, hr_positions, float(scale), post=self.decoder.expand)
             return self.decoder(hr, expanded=True) / self.input_scale, routing
