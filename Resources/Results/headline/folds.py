@@ -44,7 +44,8 @@ def main(argv: list[str]) -> None:
         return
     data = os.environ.get("DATA", "../shared/data")
     names = volumes(argv[0], *argv[1:3]) if argv else volumes("?")
-    print("\n".join(f"{data}/{n}" for n in names))
+    if names:  # nothing at all (not an empty line) when a fold scores no volume of a modality
+        print("\n".join(f"{data}/{n}" for n in names))
 
 
 if __name__ == "__main__":
