@@ -13,6 +13,7 @@ from DPNSLCore.ops.operators import (
     lr_length,
     make_degradation,
     measurement_consistent_projection,
+    null_space_detail,
     simulate_acquisition,
 )
 
@@ -281,3 +282,28 @@ def test_the_spline_projection_needs_an_anchor():
     deg = make_degradation("decimate", 2, 4)
     with pytest.raises(ValueError, match="needs anchor 'linear' or 'cubic'"):
         null_space_detail(torch.zeros(deg.n_hr, 1, 1), deg, "spline", anchor="none")
+
+
+@pytest.mark.parametrize(("kind", "scale", "thickness", "profile"), [
+    ("profile", 4, 1.0, "box"), ("profile", 3, 1.5, "box"), ("sample", 2.5, 1.0, "box"), ("decimate", 3, 1.0, "box"),
+    ("profile", 5, 0.9, "gaussian")])
+def test_the_band_forms_of_a_and_of_the_anchor_equal_the_dense_matrices(kind, scale, thickness, profile, monkeypatch):
+    # long series go through band operations (linear in the slices); they must be the same operators
+    import DPNSLCore.ops.operators as operators
+
+    monkeypatch.setattr(operators, "DENSE_ROWS", 8)
+    monkeypatch.setattr(operators, "ANCHOR_DENSE_ROWS", 8)
+    deg = make_degradation(kind, scale, 40, profile=profile, thickness=thickness)
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(rng.normal(size=(2, 40, 3, 4)))
+    f = torch.from_numpy(rng.normal(size=(2, deg.n_hr, 3, 4)))
+    from DPNSLCore.ops.interpolation import apply_along_slices
+
+    for anchor in ("linear", "cubic"):
+        torch.testing.assert_close(deg.apply_anchor(y, anchor), apply_along_slices(deg.anchor_matrix(anchor), y),
+                                   rtol=0, atol=1e-12)
+    torch.testing.assert_close(deg.forward(f), apply_along_slices(deg.matrix, f) if kind != "decimate"
+                               else f[:, ::scale], rtol=0, atol=1e-12)
+    detail = null_space_detail(f, deg, "spline", anchor="cubic")
+    assert float(deg.forward(detail).abs().max()) < 1e-10  # still in the null space
+    assert deg._band.get(("anchor", "cubic")) is not None  # the band path ran

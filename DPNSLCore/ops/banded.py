@@ -24,11 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["DENSE_ROWS", "BandedMatrix", "band_cholesky", "band_cholesky_solve"]
+__all__ = ["ANCHOR_DENSE_ROWS", "DENSE_ROWS", "BandedMatrix", "band_cholesky", "band_cholesky_solve"]
 
 #: up to this many rows a product goes through a dense BLAS matmul (faster for short stacks: n_lr * n_hr per column is
 #: small then, and gathers cost more than they save); beyond it through the bands (linear in the slices)
 DENSE_ROWS = 128
+#: the same for the anchor B = E (A E)^-1, whose band form needs a banded solve: BLAS on the dense B stays faster up
+#: to here (600 observed slices, x4, 16 k columns, one thread: dense 1.4 s, bands 2.1 s; the dense B of 1024 observed
+#: slices at x4 is 33 MB)
+ANCHOR_DENSE_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -80,16 +84,22 @@ class BandedMatrix:
         if self.dense is not None:
             return self.dense.to(device=x.device, dtype=x.dtype) @ x
         w = self.weights.to(device=x.device, dtype=x.dtype)
-        return torch.einsum("mw,mwk->mk", w, x[self._index(x.device)])
+        start = self.start.to(x.device)
+        out = x.new_zeros(self.m, x.shape[1])
+        for a in range(self.width):  # one row gather per band position: no (m, width, k) intermediate
+            out.addcmul_(w[:, a:a + 1], x.index_select(0, start + a))
+        return out
 
     def apply_transposed(self, r: torch.Tensor) -> torch.Tensor:
         """``M^T @ r`` for r (m, k) -> (n, k), in r's dtype."""
         if self.dense is not None:
             return self.dense.to(device=r.device, dtype=r.dtype).T @ r
         w = self.weights.to(device=r.device, dtype=r.dtype)
-        contributions = w[:, :, None] * r[:, None, :]  # (m, width, k)
+        start = self.start.to(r.device)
         out = r.new_zeros(self.n, r.shape[1])
-        return out.index_add_(0, self._index(r.device).reshape(-1), contributions.reshape(-1, r.shape[1]))
+        for a in range(self.width):
+            out.index_add_(0, start + a, w[:, a:a + 1] * r)
+        return out
 
     def gram_bands(self, diagonal: torch.Tensor | None = None) -> torch.Tensor:
         """The lower bands of ``M D M^T`` for D = diag(``diagonal``): (k, p + 1, m) with ``[:, d, i]`` the entry
@@ -170,16 +180,17 @@ def band_cholesky_solve(factor: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor
     """
     width, m = factor.shape[1], factor.shape[2]
     p = width - 1
-    z = rhs.clone()
-    diagonal = factor[:, 0]
+    z = rhs.T.contiguous()  # (m, k): each row's values are contiguous, so every step below streams memory
+    bands = factor.permute(2, 1, 0).contiguous()  # (m, p + 1, k or 1)
+    diagonal = bands[:, 0]
     for i in range(m):  # forward: L u = rhs
-        z[:, i] /= diagonal[:, i]
+        z[i] /= diagonal[i]
         reach = min(p, m - 1 - i)
         if reach:
-            z[:, i + 1:i + 1 + reach] -= factor[:, 1:reach + 1, i] * z[:, i:i + 1]
+            z[i + 1:i + 1 + reach] -= bands[i, 1:reach + 1] * z[i]
     for i in range(m - 1, -1, -1):  # backward: L^T z = u
         reach = min(p, m - 1 - i)
         if reach:
-            z[:, i] -= (factor[:, 1:reach + 1, i] * z[:, i + 1:i + 1 + reach]).sum(1)
-        z[:, i] /= diagonal[:, i]
-    return z
+            z[i] -= (bands[i, 1:reach + 1] * z[i + 1:i + 1 + reach]).sum(0)
+        z[i] /= diagonal[i]
+    return z.T

@@ -35,6 +35,20 @@ def _mirror(index: np.ndarray, n: int) -> np.ndarray:
     return np.where(folded >= n, period - folded, folded)
 
 
+def bspline_evaluation_matrix(positions: np.ndarray, n: int, degree: int) -> np.ndarray:
+    """(n_out, n) banded matrix E of the B-spline basis: ``E @ c`` evaluates the spline with coefficients ``c`` on
+    ``n`` unit-spaced knots (mirror boundaries) at ``positions``; degree 1 (linear) or 3 (cubic)."""
+    positions = np.asarray(positions, dtype=np.float64)
+    radius = (degree + 1) // 2
+    base = np.floor(positions).astype(np.int64)
+    evaluation = np.zeros((positions.size, n))
+    rows = np.arange(positions.size)
+    for offset in range(-radius, radius + 2):
+        index = base + offset
+        np.add.at(evaluation, (rows, _mirror(index, n)), _bspline_np(positions - index, degree))
+    return evaluation
+
+
 def interpolation_matrix(positions: np.ndarray, n: int, degree: int) -> np.ndarray:
     """Matrix that evaluates the interpolating B-spline through ``n`` unit-spaced samples.
 
@@ -45,21 +59,14 @@ def interpolation_matrix(positions: np.ndarray, n: int, degree: int) -> np.ndarr
 
     Returns:
         (n_out, n) float64 matrix M with ``M @ samples`` = interpolated values; rows at integer positions
-        inside [0, n-1] are exact unit vectors.
+        inside [0, n-1] are exact unit vectors. ``M = E C^-1`` with E :func:`bspline_evaluation_matrix` and C the
+        same basis at the samples (the collocation matrix): banded factors of a dense matrix.
     """
     positions = np.asarray(positions, dtype=np.float64)
-    radius = (degree + 1) // 2
-    base = np.floor(positions).astype(np.int64)
-    evaluation = np.zeros((positions.size, n))
+    evaluation = bspline_evaluation_matrix(positions, n, degree)
     rows = np.arange(positions.size)
-    for offset in range(-radius, radius + 2):
-        index = base + offset
-        np.add.at(evaluation, (rows, _mirror(index, n)), _bspline_np(positions - index, degree))
     if degree > 1:  # coefficients c solve collocation @ c = samples
-        collocation = np.zeros((n, n))
-        for offset in range(-radius, radius + 1):
-            index = np.arange(n) + offset
-            np.add.at(collocation, (np.arange(n), _mirror(index, n)), _bspline_np(np.full(n, -offset), degree))
+        collocation = bspline_evaluation_matrix(np.arange(n, dtype=np.float64), n, degree)
         evaluation = np.linalg.solve(collocation.T, evaluation.T).T
     on_grid = np.abs(positions - np.round(positions)) < _SNAP
     on_grid &= (np.round(positions) >= 0) & (np.round(positions) <= n - 1)
