@@ -242,7 +242,7 @@ PRESETS: dict[str, ModelConfig] = {
         context_features=16, decoder="lscd", decoder_expand=1, decoder_blocks=1, decoder_branches=("dw3",),
         decoder_branch_fraction=0.5, decoder_final_kernel=1,
     ),
-    # the preset study (issue 10, Resources/Results/presets.md): lean scaled to about 2x and 4x its compute
+    # the preset study (issue 10, commit 65e73f2): lean scaled to about 2x and 4x its compute
     "mid": ModelConfig(
         name="mid", features=16, blocks=7, conv="factorised", degrees=(2, 3, 4), n_basis=2, mos_features=16,
         head_resolution="lr", head_kernel=1, head_layers=1, offset_layers=1, router_layers=1,
