@@ -39,7 +39,7 @@ def add_upsample_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-calibrate", action="store_true",
                    help="add the network's detail as it is (default: its strength is first fitted to this scan, one "
                    "gain by least squares on its own in-plane axes at the output spacing, applied when it wins "
-                   "there by 0.1 dB; A x = y holds either way)")
+                   "there by 1 dB; A x = y holds either way)")
     p.add_argument("--no-destripe", action="store_true",
                    help="keep the network's detail as it is (default: its part that repeats with the slice period, "
                    "locally, is removed; the acquired slices are kept either way)")
