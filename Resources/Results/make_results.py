@@ -21,7 +21,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE / "headline"))
 from tables import ACQ_NAMES, PATIENT_OF, SHIPPED_SEEN, gains, read, section  # noqa: E402
 
-NEW, OLD = "v10", "shipped"
+NEW, OLD = "v11", "shipped"
 STEPS = {"calibration": "nocal", "destripe": "nodestripe", "bounds": "nobounds"}
 START, END = "<!-- results:start", "<!-- results:end -->"
 
@@ -72,22 +72,33 @@ def steps_table(tag: str) -> list[str]:
     return lines
 
 
-def secondary_table(tag: str) -> list[str]:
-    """The phantom and in-plane-axis stacks, per stack, gain over the better baseline (never in the headline)."""
-    folder = HERE / "secondary" / tag
+def _secondary_gains(tag: str) -> dict:
+    """{(acquisition, stack): {scale: DP-NSL minus the better baseline}} of secondary/run.sh's files."""
     rows: dict = defaultdict(lambda: defaultdict(dict))
-    for path in sorted(folder.glob("*/scores.csv")):
+    for path in sorted((HERE / "secondary" / tag).glob("*/scores.csv")):
         acq = path.parent.name.split("_")[-1]
         for row in csv.DictReader(path.open()):
             rows[(acq, row["volume"].split("/")[-1])][float(row["scale"])][row["method"]] = float(row["psnr"])
-    if not rows:
+    complete = {"linear", "cubic", "dpnsl"}
+    return {k: {s: m["dpnsl"] - max(m["linear"], m["cubic"]) for s, m in v.items() if complete <= set(m)}
+            for k, v in rows.items()}
+
+
+def secondary_table(tag: str, before: str) -> list[str]:
+    """The phantom and in-plane-axis stacks, per stack, gain over the better baseline (never in the headline); the
+    previous models' in brackets."""
+    new, old = _secondary_gains(tag), _secondary_gains(before)
+    if not new:
         return ["*not measured*"]
-    scales = sorted({s for v in rows.values() for s in v})
+    scales = sorted({s for v in new.values() for s in v})
     lines = ["| stack | acquisition | " + " | ".join(f"×{s:g}" for s in scales) + " |",
              "|---" * (len(scales) + 2) + "|"]
-    for (acq, name), by_scale in sorted(rows.items()):
-        cells = [f"{m['dpnsl'] - max(m['linear'], m['cubic']):+.2f}" if m else "–"
-                 for m in (by_scale.get(s, {}) for s in scales)]
+    for (acq, name), by_scale in sorted(new.items()):
+        cells = []
+        for s in scales:
+            was = old.get((acq, name), {}).get(s)
+            text = f"{by_scale[s]:+.2f}" + (f" ({was:+.2f})" if was is not None else "")
+            cells.append(text if s in by_scale else "–")
         lines.append(f"| {name} | {ACQ_NAMES.get(acq, acq)} | " + " | ".join(cells) + " |")
     return lines
 
@@ -127,8 +138,9 @@ def results_page() -> str:
             lines += section(*key, table[key], seen, None)
     lines += ["## Secondary: a phantom and in-plane axes (never in the headline)", "",
               "The skull phantom along z and the in-plane axes of a thick chest CT and a thick FLAIR, kept out of all "
-              f"training; the shipped model. Gain over the better baseline (dB); `Resources/Results/secondary/{NEW}/`.",
-              ""] + secondary_table(NEW)
+              f"training; the shipped model (in brackets: the previous models). Gain over the better baseline (dB); "
+              f"`Resources/Results/secondary/{NEW}/`, `Resources/Results/secondary/{OLD}/`.", ""]
+    lines += secondary_table(NEW, OLD)
     lines += ["", "## The default steps, one by one", "",
               "Each step against the same run without it (`evaluate --no-calibrate`, `--no-destripe`, `--no-bounds`) "
               "on every patient and scale of the headline protocol: DP-NSL's PSNR with the step minus without it.", ""]
