@@ -96,9 +96,11 @@ def secondary_table(tag: str, before: str) -> list[str]:
     for (acq, name), by_scale in sorted(new.items()):
         cells = []
         for s in scales:
+            if s not in by_scale:
+                cells.append("–")
+                continue
             was = old.get((acq, name), {}).get(s)
-            text = f"{by_scale[s]:+.2f}" + (f" ({was:+.2f})" if was is not None else "")
-            cells.append(text if s in by_scale else "–")
+            cells.append(f"{by_scale[s]:+.2f}" + (f" ({was:+.2f})" if was is not None else ""))
         lines.append(f"| {name} | {ACQ_NAMES.get(acq, acq)} | " + " | ".join(cells) + " |")
     return lines
 
