@@ -325,3 +325,14 @@ def test_the_bounds_step_on_a_long_series_uses_no_dense_solve_and_keeps_every_co
     out, report = keep_in_bounds(x.clone(), y, deg, box)
     assert report.clipped > 0 and report.newton > 0 and report.fallback == 0
     assert float(out.min()) >= box.low - report.tolerance and float((deg.forward(out) - y).abs().max()) < 1e-6
+
+
+def test_the_band_solve_leaves_its_right_hand_side_unchanged():
+    from DPNSLCore.ops.banded import band_cholesky, band_cholesky_solve
+
+    band = BandedMatrix.from_dense(make_degradation("profile", 3, 9, thickness=1.5).matrix)
+    factor, ok = band_cholesky(band.gram_bands())
+    rhs = torch.randn(9, 4, dtype=torch.float64).T  # (k, m) whose transpose is contiguous
+    before = rhs.clone()
+    band_cholesky_solve(factor, rhs)
+    assert bool(ok.all()) and torch.equal(rhs, before)

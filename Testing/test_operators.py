@@ -307,3 +307,14 @@ def test_the_band_forms_of_a_and_of_the_anchor_equal_the_dense_matrices(kind, sc
     detail = null_space_detail(f, deg, "spline", anchor="cubic")
     assert float(deg.forward(detail).abs().max()) < 1e-10  # still in the null space
     assert deg._band.get(("anchor", "cubic")) is not None  # the band path ran
+
+
+@pytest.mark.parametrize("n_lr", [20, 150])
+def test_the_consistent_projection_is_the_orthogonal_one_for_short_and_long_series(n_lr):
+    # dense A+ below 128 observed slices, A^T (A A^T)^-1 through the band Cholesky factor beyond
+    deg = make_degradation("profile", 3, n_lr, thickness=1.5)
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.normal(size=(deg.n_hr, 7)))
+    y = torch.from_numpy(rng.normal(size=(n_lr, 7)))
+    expected = x - torch.from_numpy(deg.pinv_matrix) @ (torch.from_numpy(deg.matrix) @ x - y)
+    torch.testing.assert_close(deg.project_consistent(x, y), expected, rtol=0, atol=1e-10)

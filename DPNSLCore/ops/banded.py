@@ -180,7 +180,7 @@ def band_cholesky_solve(factor: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor
     """
     width, m = factor.shape[1], factor.shape[2]
     p = width - 1
-    z = rhs.T.contiguous()  # (m, k): each row's values are contiguous, so every step below streams memory
+    z = rhs.T.clone(memory_format=torch.contiguous_format)  # (m, k), a copy: rows contiguous, rhs untouched
     bands = factor.permute(2, 1, 0).contiguous()  # (m, p + 1, k or 1)
     diagonal = bands[:, 0]
     for i in range(m):  # forward: L u = rhs
