@@ -84,6 +84,22 @@ def _secondary_gains(tag: str) -> dict:
             for k, v in rows.items()}
 
 
+def precision_table(tag: str) -> list[str]:
+    """DP-NSL with the encoder in bfloat16 minus float32, per patient and scale, on the headline protocol."""
+    other = HERE / "headline" / f"{tag}_bf16"
+    if not any(other.glob("*/scores.csv")):
+        return ["*not measured*"]
+    base, half = read(HERE / "headline" / tag), read(other)
+    lines = ["| modality, acquisition | mean change (dB) | largest change (dB) |", "|---|---|---|"]
+    for key in sorted(base):
+        deltas = [half[key][p][s]["dpnsl"] - base[key][p][s]["dpnsl"] for p in base[key] for s in base[key][p]
+                  if key in half and p in half[key] and s in half[key][p]]
+        if deltas:
+            worst = max(deltas, key=abs)
+            lines.append(f"| {key[0].upper()}, {ACQ_NAMES[key[1]]} | {np.mean(deltas):+.3f} | {worst:+.3f} |")
+    return lines
+
+
 def secondary_table(tag: str, before: str) -> list[str]:
     """The phantom and in-plane-axis stacks, per stack, gain over the better baseline (never in the headline); the
     previous models' in brackets."""
@@ -147,6 +163,10 @@ def results_page() -> str:
               "Each step against the same run without it (`evaluate --no-calibrate`, `--no-destripe`, `--no-bounds`) "
               "on every patient and scale of the headline protocol: DP-NSL's PSNR with the step minus without it.", ""]
     lines += steps_table(NEW)
+    lines += ["", "## The encoder in bfloat16", "",
+              "`--precision bfloat16` against the default float32 on every patient and scale of the headline "
+              f"protocol (`Resources/Results/headline/{NEW}_bf16/`): DP-NSL's PSNR change.", ""]
+    lines += precision_table(NEW)
     lines += ["", "## The defect cases", "", "`python Resources/Results/defects/run.py` on the cases the quality issue "
               "found, rebuilt from the shared data; raw intensities in, as a user's scan.", "", "Before (the previous "
               "version's code, shipped models):", ""] + _include(HERE / "defects" / "before.md")
