@@ -4,6 +4,8 @@
     python folds.py train f1             # base + every patient's volumes except those fold f1 holds out
     python folds.py train all            # base + every patient (the shipped models)
     python folds.py held f1 ct           # the CT volumes fold f1 scores (empty when it scores none of them)
+    python folds.py train unseen         # every patient but those the previous shipped models never saw
+    python folds.py held unseen mr       # the MR volumes of those patients
     python folds.py folds                # the fold names
 Paths are printed under $DATA (default ../shared/data), one per line.
 """
@@ -29,7 +31,12 @@ def volumes(what: str, fold: str = "all", modality: str | None = None) -> list[s
         names = list(SPEC["base"])
     elif what == "train":
         held = set(SPEC["folds"].get(fold, [])) if fold != "all" else set()
+        if fold == "unseen":  # every patient but the ones the previous models never saw
+            held = set(SPEC["unseen_by_previous"]["patients"])
         names = list(SPEC["base"]) + [v for p, d in patients.items() if p not in held for v in d["volumes"]]
+    elif what == "held" and fold == "unseen":
+        names = [v for p in SPEC["unseen_by_previous"]["patients"] for v in patients[p]["volumes"]
+                 if patients[p]["modality"] == modality]
     elif what == "held":
         names = [v for p, d in patients.items() if scoring_fold(p) == fold and d["modality"] == modality
                  for v in d["volumes"]]
