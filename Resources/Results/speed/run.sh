@@ -4,6 +4,7 @@
 #                the per-stage profile; the same with the encoder in bfloat16
 #   cli300.md    the whole command line on a 512 x 512 x 300 CT (ct_lung1/2_5mm stacked three times, cut to 300) at
 #                x4: wall time and peak RSS (/usr/bin/time), linear and the default
+#   presets.md   the lean, mid (~2x lean's compute) and large (~4x) presets' speed, float32 and bfloat16
 #   train.md     training samples/s of the shipped recipe (200 steps after 20 of warm-up)
 # Usage: Resources/Results/speed/run.sh [chest60|cli300|train|all]
 set -euo pipefail
@@ -17,6 +18,11 @@ if [[ $what == chest60 || $what == all ]]; then
     --profile > $here/chest60.md
   python -m DPNSLCore.bench $D/ct_chest_abdomen_1mm.nii.gz --observed --slices 60 --scale 4 --methods linear,ct \
     --precision bfloat16 --profile > $here/chest60_bf16.md
+  # the larger presets (fresh weights: speed does not depend on training), float32 and bfloat16
+  python -m DPNSLCore.bench $D/ct_chest_abdomen_1mm.nii.gz --observed --slices 60 --scale 4 \
+    --methods linear,lean,mid,large > $here/presets.md 2>&1 || true
+  python -m DPNSLCore.bench $D/ct_chest_abdomen_1mm.nii.gz --observed --slices 60 --scale 4 \
+    --methods linear,lean,mid,large --precision bfloat16 > $here/presets_bf16.md 2>&1 || true
 fi
 if [[ $what == cli300 || $what == all ]]; then
   python - "$D" "$tmp/ct300.nii.gz" <<'PY'
