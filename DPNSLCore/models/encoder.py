@@ -110,3 +110,88 @@ class Encoder(nn.Module):
     def forward(self, y: Tensor) -> Tensor:
         h = self.head(y - 0.5).contiguous(memory_format=torch.channels_last_3d)
         return h + self.tail(self.body(h))
+
+
+class _StreamConv:
+    """One conv of the encoder run along a z stream: 'valid' along z on [cache | chunk], zero slices standing for the
+    'same' padding at the stream's two ends, the last 2r input slices kept for the next chunk."""
+
+    def __init__(self, conv: Conv3d) -> None:
+        self.conv, self.r = conv, conv.padding[0]
+        self.padding = (0, *conv.padding[1:])
+        self.cache: Tensor | None = None
+
+    def _none(self, x: Tensor) -> Tensor:
+        return x.new_zeros(x.shape[0], self.conv.out_channels, 0, *x.shape[3:])
+
+    def __call__(self, x: Tensor, last: bool) -> Tensor:
+        if self.r == 0:
+            return self._none(x) if x.shape[2] == 0 else \
+                fast_conv3d(x, self.conv.weight, self.conv.bias, self.padding, self.conv.groups)
+        zeros = x.new_zeros(*x.shape[:2], self.r, *x.shape[3:])
+        parts = [zeros if self.cache is None else self.cache, x] + ([zeros] if last else [])
+        inp = torch.cat(parts, dim=2)
+        if inp.shape[2] < 2 * self.r + 1:  # not enough slices for one output yet: keep them all
+            self.cache = inp
+            return self._none(x)
+        self.cache = inp[:, :, -2 * self.r:]
+        return fast_conv3d(inp, self.conv.weight, self.conv.bias, self.padding, self.conv.groups)
+
+
+class _StreamResidual:
+    """``x + body(x)`` along a z stream: the body lags behind its input, so the skip is held back to match."""
+
+    def __init__(self, body) -> None:
+        self.body, self.queue = body, None
+
+    def __call__(self, x: Tensor, last: bool) -> Tensor:
+        self.queue = x if self.queue is None else torch.cat([self.queue, x], dim=2)
+        main = self.body(x, last)
+        n = main.shape[2]
+        out = self.queue[:, :, :n] + main
+        self.queue = self.queue[:, :, n:]
+        return out
+
+
+def _stream_sequence(module: nn.Module):
+    """The stream form of an encoder part: convs, ReLUs, factorised pairs, residual blocks, in order."""
+    if isinstance(module, Conv3d):
+        return _StreamConv(module)
+    if isinstance(module, nn.ReLU):
+        return lambda x, last: torch.relu(x)
+    if isinstance(module, ResBlock):
+        return _StreamResidual(_stream_sequence(module.body))
+    if isinstance(module, nn.Sequential):
+        steps = [_stream_sequence(m) for m in module]
+
+        def run(x: Tensor, last: bool) -> Tensor:
+            for step in steps:
+                x = step(x, last)
+            return x
+
+        return run
+    raise TypeError(f"no stream form for {type(module).__name__}")
+
+
+class StreamingEncoder:
+    """The encoder fed slice chunks in order along z (B, 1, z, Y, X), returning each slice's features once, exactly
+    as :meth:`Encoder.forward` on the whole stack would (zero padding at the stack's two ends), so a caller that walks
+    a long column in windows never encodes a slice twice. Outputs lag the inputs by the encoder's z radius; the last
+    push (``last=True``) flushes the rest.
+
+    Example:
+        >>> enc = Encoder(8, 1, "factorised").eval()
+        >>> y = torch.rand(1, 1, 12, 16, 16)
+        >>> stream = StreamingEncoder(enc)
+        >>> parts = [stream.push(y[:, :, :5]), stream.push(y[:, :, 5:], last=True)]
+        >>> torch.allclose(torch.cat(parts, dim=2), enc(y), atol=1e-5)
+        True
+    """
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.head = _StreamConv(encoder.head)
+        self.rest = _StreamResidual(_stream_sequence(nn.Sequential(encoder.body, encoder.tail)))
+
+    def push(self, y: Tensor, last: bool = False) -> Tensor:
+        h = self.head(y - 0.5, last).contiguous(memory_format=torch.channels_last_3d)
+        return self.rest(h, last)
