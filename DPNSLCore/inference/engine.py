@@ -9,7 +9,6 @@ network (:func:`network_column`) itself walks the z windows of :mod:`.tiling` wi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,9 +27,6 @@ from .tiling import CancelFn, Cancelled, ProgressFn, TilingOptions, ZWindow, pla
 from .timing import StageClock
 
 _FLOAT32 = np.dtype(np.float32)
-#: encode each column once, streaming its features from window to window (False: re-encode every z window with a
-#: halo of the encoder's z radius, the reference the streamed path is tested against; the self-ensemble uses it)
-STREAM_ENCODER = True
 
 
 @dataclass
@@ -216,14 +212,6 @@ def network_halo(model: DPNSL, destripe: DestripeOptions | None = None) -> int:
     return model.estimator.receptive_radius + (destripe.radius if destripe is not None else 0)
 
 
-def _feature_range(positions: torch.Tensor, n_lr: int, reach: int) -> tuple[int, int]:
-    """The LR slices [start, stop) whose features the HR slices at ``positions`` read (``reach`` beyond the nearest
-    on each side; the estimator's own crop rule)."""
-    start = max(0, int(math.floor(float(positions.min()))) - reach)
-    stop = min(n_lr, int(math.ceil(float(positions.max()))) + reach + 1)
-    return start, stop
-
-
 def _widen(keep: slice, by: int, size: int) -> slice:
     return slice(max(keep.start - by, 0), min(keep.stop + by, size))
 
@@ -264,31 +252,6 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
         sel = slice(w.hr_start - lo, w.hr_stop - lo)
         return f[0, 0, sel, keep_y, keep_x].float().cpu(), r[0, :, sel, keep_y, keep_x].float().cpu()
 
-    def streamed_f(y_n: torch.Tensor, keep_y: slice, keep_x: slice):
-        """(window, f, routing) per z window, the encoder run once along the column (its features streamed and
-        dropped once no later window reads them) instead of once per window with a halo of its z radius."""
-        stream = estimator.encode_stream(encoder_dtype)
-        ranges = [_feature_range(positions[max(0, w.hr_start - margin):min(degradation.n_hr, w.hr_stop + margin)],
-                                 degradation.n_lr, estimator.decode_reach) for w in windows]
-        feats, first, pushed = None, 0, 0  # feats holds the features of LR slices first, first + 1, ...
-        for index, (w, (fa, fb)) in enumerate(zip(windows, ranges, strict=True)):
-            while pushed < degradation.n_lr and (feats is None or first + feats.shape[2] < fb):
-                stop = min(degradation.n_lr, pushed + tiling.z_window)
-                out = stream.push(y_n[pushed:stop][None, None].to(device), last=stop == degradation.n_lr)
-                feats, pushed = out if feats is None else torch.cat([feats, out], dim=2), stop
-            lo = max(0, w.hr_start - margin)
-            hi = min(degradation.n_hr, w.hr_stop + margin)
-            fw, rw = estimator.decode(feats[:, :, fa - first:fb - first], positions[lo:hi] - fa, degradation.scale)
-            sel = slice(w.hr_start - lo, w.hr_stop - lo)
-            yield w, fw[0, 0, sel, keep_y, keep_x].float().cpu(), rw[0, :, sel, keep_y, keep_x].float().cpu()
-            if index + 1 < len(ranges):  # features before the next window's first are never read again
-                drop = max(0, ranges[index + 1][0] - first)
-                feats, first = feats[:, :, drop:], first + drop
-
-    def windowed_f(y_n: torch.Tensor, keep_y: slice, keep_x: slice):
-        for w in windows:
-            yield (w, *window_f(y_n, w, keep_y, keep_x))
-
     reach = destripe.radius if destripe is not None else 0
 
     def column(y_read, keep_y, keep_x, tick):
@@ -298,13 +261,9 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
         f = torch.empty(degradation.n_hr, h, w)
         routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
         with torch.inference_mode():
-            estimates = (streamed_f if ensemble == 1 and STREAM_ENCODER else windowed_f)(y_n, wide_y, wide_x)
-            while True:
+            for win in windows:
                 with clock("network"):
-                    item = next(estimates, None)
-                if item is None:
-                    break
-                win, fw, rw = item
+                    fw, rw = window_f(y_n, win, wide_y, wide_x)
                 f[win.hr_start:win.hr_stop] = fw
                 if routing is not None:
                     routing[:, win.hr_start:win.hr_stop] = rw

@@ -14,7 +14,7 @@ from ..ops.destripe import DestripeOptions, remove_phase_locked
 from ..ops.operators import Degradation, null_space_detail
 from .config import ModelConfig
 from .decoder import Decoder
-from .encoder import Encoder, StreamingEncoder
+from .encoder import Encoder
 from .mos import MixtureOfSplines, TrilinearUpsampler
 
 
@@ -92,24 +92,6 @@ class NullSpaceEstimator(nn.Module):
         f, routing = self._banded(feat, hr_positions, float(scale))
         return f / self.input_scale, routing
 
-    def encode_stream(self, encoder_dtype: torch.dtype | None = None) -> _EncodedStream:
-        """A stream that encodes a column's LR slices chunk by chunk, each slice once (no-grad inference; see
-        :class:`DPNSLCore.models.encoder.StreamingEncoder`); :meth:`decode` turns a run of its features into f."""
-        return _EncodedStream(self, encoder_dtype)
-
-    @property
-    def decode_reach(self) -> int:
-        """LR feature slices beyond the nearest ones that :meth:`decode` reads on each side of an HR position."""
-        return self.upsampler.z_radius + 1
-
-    def decode(self, feat: Tensor, hr_positions: Tensor, scale: float) -> tuple[Tensor, Tensor]:
-        """f and routing on the HR slices at ``hr_positions`` (LR units from ``feat``'s first slice) from LR features
-        (B, C, Z, Y, X) that cover them (:attr:`decode_reach` on each side): the part of :meth:`forward` after the
-        encoder, in inference."""
-        feat, hr_positions = self._crop_z(feat, hr_positions)
-        f, routing = self._banded(feat, hr_positions, float(scale))
-        return f / self.input_scale, routing
-
     def _crop_z(self, feat: Tensor, hr_positions: Tensor) -> tuple[Tensor, Tensor]:
         """Drop LR feature slices farther than the upsampler's z radius from every wanted HR position (exact:
         they cannot reach the output), so the LR heads skip the context slices a tiled caller reads."""
@@ -140,20 +122,6 @@ class NullSpaceEstimator(nn.Module):
             f[..., start:stop, :] = fb[..., start - lo:stop - lo, :]
             routing[..., start:stop, :] = r[..., start - lo:stop - lo, :]
         return f, routing
-
-
-class _EncodedStream:
-    """Standardise then stream-encode normalised LR chunks (B, 1, z, Y, X) for :meth:`NullSpaceEstimator.decode`."""
-
-    def __init__(self, estimator: NullSpaceEstimator, encoder_dtype: torch.dtype | None) -> None:
-        self.estimator, self.dtype = estimator, encoder_dtype
-        self.stream = StreamingEncoder(estimator.encoder)
-
-    def push(self, y: Tensor, last: bool = False) -> Tensor:
-        est = self.estimator
-        x = (y - est.input_shift) * est.input_scale
-        return self.stream.push(x.to(self.dtype or y.dtype).contiguous(memory_format=torch.channels_last_3d),
-                                last).to(y.dtype)
 
 
 class DPNSL(nn.Module):
