@@ -25,7 +25,7 @@ for fold in "${folds[@]}"; do
       python -m DPNSLCore.evaluate --data "${vols[@]}" --axes z --scales ${SCALES:-2,3,4,5,6,7} \
         --methods linear,cubic,dpnsl --modality $modality "${model[@]}" --degradation $acq --thickness 1 --no-ssim \
         ${EXTRA:-} --out "$dest.tmp" > /dev/null
-      rm -rf "$dest"; mv "$dest.tmp" "$dest"
+      rm -f "$dest.tmp"/*.png; rm -rf "$dest"; mv "$dest.tmp" "$dest"  # the tables need no plots
     done
   done
 done

@@ -14,6 +14,6 @@ for spec in "ct:$D/ct_phantom_1mm.nii.gz $D/ct_lung2_5mm.nii.gz" "mr:$D/mr_ms_pa
     [ -f "$dest/scores.csv" ] && [ -z "${FORCE:-}" ] && continue
     python -m DPNSLCore.evaluate --data $files --axes auto --scales ${SCALES:-2,3,4,5,6,7} --methods linear,cubic,dpnsl \
       --modality $modality "${model[@]}" --degradation $acq --thickness 1 --no-ssim ${EXTRA:-} --out "$dest.tmp" > /dev/null
-    rm -rf "$dest"; mv "$dest.tmp" "$dest"
+    rm -f "$dest.tmp"/*.png; rm -rf "$dest"; mv "$dest.tmp" "$dest"  # the tables need no plots
   done
 done

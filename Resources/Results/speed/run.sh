@@ -6,7 +6,11 @@
 #                x4: wall time and peak RSS (/usr/bin/time), linear and the default
 #   presets.md   the lean, mid (~2x lean's compute) and large (~4x) presets' speed, float32 and bfloat16
 #   train.md     training samples/s of the shipped recipe (200 steps after 20 of warm-up)
-# Usage: Resources/Results/speed/run.sh [chest60|cli300|train|all]
+#   clinical.md  the clinical and archive routes: a 512 x 512 x 61 CT DICOM series (ct_lung2_5mm written as DICOM) at
+#                x5 to NIfTI, to a DICOM series, and to a DICOM series sent to a local Orthanc (when installed); a
+#                batch of four cases (that series and three NIfTI scans) in one process and under torchrun with two
+#                ranks of one thread each
+# Usage: Resources/Results/speed/run.sh [chest60|cli300|train|clinical|all]
 set -euo pipefail
 here=$(dirname "$0")
 D=${DATA:-../shared/data}
@@ -59,4 +63,46 @@ print("| training, the shipped recipe (lean, batch 8, crops 40-64, 2 cores) | sa
 print("|---|---|")
 print(f"| steps {rows[0]['step']}-{rows[-1]['step']} | {8 * steps / seconds:.1f} |")
 PY
+fi
+if [[ $what == clinical || $what == all ]]; then
+  mkdir -p $tmp/archive
+  python - "$D" "$tmp/archive" <<'PY'
+import shutil, sys, DPNSLCore
+d, out = sys.argv[1:]
+DPNSLCore.write_volume(DPNSLCore.read_volume(f"{d}/ct_lung2_5mm.nii.gz"), f"{out}/lung2_dicom", format="dicom")
+for name in ("ct_lung1_5mm", "ct_liver_crlm1004_5mm", "mr_brain1_t1c_6p5mm"):
+    shutil.copy(f"{d}/{name}.nii.gz", out)
+PY
+  timed() {  # timed NAME OUTPUT_VOXELS COMMAND...: one table row
+    local name=$1 vox=$2; shift 2
+    /usr/bin/time -f "%e %M" -o $tmp/time "$@" > $tmp/log 2>&1 || { cat $tmp/log; return 1; }
+    read -r wall kb < $tmp/time
+    echo "| $name | $wall | $(python -c "print(f'{$kb / 1e6:.2f}')") | $(python -c "print(f'{$vox / $wall / 1e6:.2f}')") |"
+  }
+  series=$tmp/archive/lung2_dicom
+  vox=$((301 * 512 * 512))
+  {
+    echo "| route (2 cores) | wall (s) | peak RSS (GB) | output M voxels/s |"
+    echo "|---|---|---|---|"
+    timed "DICOM series (512 x 512 x 61, 5 mm) -> NIfTI, x5" $vox python -m DPNSLCore.upsample $series \
+      -o $tmp/o.nii.gz --scale 5 --overwrite
+    timed "the same -> DICOM series (301 files)" $vox python -m DPNSLCore.upsample $series -o $tmp/o_dcm \
+      --format dicom --scale 5 --overwrite
+    if command -v Orthanc > /dev/null; then
+      mkdir -p $tmp/orthanc/db
+      printf '{"Name":"t","StorageDirectory":"%s","IndexDirectory":"%s","DicomAet":"ORTHANC","DicomPort":4343,"HttpPort":8343,"RemoteAccessAllowed":false,"DicomCheckCalledAet":false,"UnknownSopClassAccepted":true}' \
+        $tmp/orthanc/db $tmp/orthanc/db > $tmp/orthanc/conf.json
+      Orthanc $tmp/orthanc/conf.json > $tmp/orthanc/log 2>&1 &
+      orthanc_pid=$!
+      sleep 5
+      timed "the same -> DICOM series sent to a local Orthanc (C-STORE)" $vox python -m DPNSLCore.upsample $series \
+        -o $tmp/o_send --format dicom --scale 5 --send ORTHANC@127.0.0.1:4343 --overwrite
+      kill $orthanc_pid; wait $orthanc_pid 2> /dev/null || true
+    fi
+    bvox=$(( (61 + 48) * 5 * 512 * 512 + 41 * 5 * 395 * 302 + 25 * 5 * 256 * 256 ))
+    timed "batch of 4 cases (2 CT series + liver CT + MR), x5, one process" $bvox python -m DPNSLCore.batch \
+      $tmp/archive $tmp/batch1 --scale 5
+    timed "the same batch, torchrun --nproc_per_node=2 (1 thread each)" $bvox env OMP_NUM_THREADS=1 torchrun \
+      --nproc_per_node=2 -m DPNSLCore.batch $tmp/archive $tmp/batch2 --scale 5
+  } > $here/clinical.md
 fi
