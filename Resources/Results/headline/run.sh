@@ -3,7 +3,8 @@
 # through-plane (z) by the model of the fold that held it out of every training step; decimation and thick slices
 # (box profile of one spacing), x2-x7, linear and cubic measured in the same run, the product's defaults
 # (calibration, destripe, bounds). Then `python tables.py RESULTS` writes the tables.
-# Usage: run.sh TAG [FOLD...]        models: CKPT='runs/v10/{fold}/last.safetensors' ({fold} replaced per fold), or
+# Usage: run.sh TAG [FOLD...]        models: CKPT='runs/v11/{fold}/last.safetensors' ({fold} replaced per fold and
+#                                    {modality} by ct or mr), or
 #        SHIPPED=1 run.sh TAG        the shipped CT / MR models for every patient (they saw some of them: tables.py
 #                                    marks those)
 # Results go to Resources/Results/headline/TAG/<fold>_<modality>_<acquisition>/ (scores.csv, results.md).
@@ -18,7 +19,8 @@ for fold in "${folds[@]}"; do
   for modality in ct mr; do
     mapfile -t vols < <(python $here/folds.py held "$fold" $modality)
     [ ${#vols[@]} -gt 0 ] || continue
-    if [ -n "${SHIPPED:-}" ]; then model=(); else model=(--checkpoint "${CKPT//\{fold\}/$fold}"); fi
+    ckpt=${CKPT:-}; ckpt=${ckpt//\{fold\}/$fold}; ckpt=${ckpt//\{modality\}/$modality}
+    if [ -n "${SHIPPED:-}" ]; then model=(); else model=(--checkpoint "$ckpt"); fi
     for acq in ${ACQS:-decimate profile}; do
       dest=$out/${fold}_${modality}_$acq
       [ -f "$dest/scores.csv" ] && [ -z "${FORCE:-}" ] && continue  # finished: rerun with FORCE=1
