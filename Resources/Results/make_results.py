@@ -27,8 +27,6 @@ NEW = "current"
 NEW_WHAT = "the shipped models (v5 CT, v4 MR) with this version's code"
 #: the previous version (its code and the same models) on every patient: the "before"
 OLD = "previous"
-#: a recipe measured and not shipped: one joint model per fold from scratch (folds a and b of folds.json)
-CROSS, CROSS_WHAT = "v11", "v11, one joint CT + MR model per fold from scratch (4500 MSE + 1500 gain-loss steps)"
 STEPS = {"calibration": "nocal", "destripe": "nodestripe", "bounds": "nobounds"}
 START, END = "<!-- results:start", "<!-- results:end -->"
 
@@ -171,13 +169,6 @@ def results_page() -> str:
               "were trained on some of these patients (marked): those rows overstate them.", ""]
     if previous:
         lines += _per_patient(OLD, {}, {PATIENT_OF[v] for v in SHIPPED_SEEN})
-    lines += ["## A recipe measured and not shipped: one joint model per fold from scratch", "",
-              f"{CROSS_WHAT[0].upper() + CROSS_WHAT[1:]}; each patient scored by the model of the fold that held it "
-              f"out (`Resources/Results/headline/{CROSS}/`, script `Resources/Models/training/v11.sh` in commit "
-              "`48f57dc`). The row *before* is the previous version on the same patients (it saw QIN, MS 07 and the "
-              "MEMPRAGE). Lower than the shipped models on the patients neither saw: not shipped.", ""]
-    if _exists(CROSS):
-        lines += _per_patient(CROSS, previous, set())
     lines += ["## Secondary: a phantom and in-plane axes (never in the headline)", "",
               "The skull phantom along z and the in-plane axes of a thick chest CT and a thick FLAIR, kept out of all "
               f"training; the shipped model (in brackets: the previous models). Gain over the better baseline (dB); "

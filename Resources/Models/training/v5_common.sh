@@ -1,4 +1,4 @@
-# The recipe both v5 fine-tune scripts share (sourced by banding_v5.sh and blur_v5.sh): the v4 joint CT+MR data
+# The recipe of the v5 fine-tunes (sourced by blur_v5.sh; its banding-only runs, banding_v5.sh, are in git history): the v4 joint CT+MR data
 # and the v4 recipe, 1000 steps from the shipped v4 weights at lr 3e-4 halved every 350 steps, seed 2.
 D=${DATA:-../shared/data}
 V4=Resources/Models/training/v4

@@ -3,7 +3,7 @@
 # through-plane (z) by the model of the fold that held it out of every training step; decimation and thick slices
 # (box profile of one spacing), x2-x7, linear and cubic measured in the same run, the product's defaults
 # (calibration, destripe, bounds). Then `python tables.py RESULTS` writes the tables.
-# Usage: run.sh TAG [FOLD...]        models: CKPT='runs/v11/{fold}/last.safetensors' ({fold} replaced per fold and
+# Usage: run.sh TAG [FOLD...]        models: CKPT='runs/x/{fold}/last.safetensors' ({fold} replaced per fold and
 #                                    {modality} by ct or mr), or
 #        SHIPPED=1 run.sh TAG        the shipped CT / MR models for every patient (they saw some of them: tables.py
 #                                    marks those)

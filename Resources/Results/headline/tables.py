@@ -1,6 +1,6 @@
 """The headline tables from the result files of run.sh: per patient, then mean ± std over patients.
 
-    python tables.py Resources/Results/headline/v10 [--compare Resources/Results/headline/shipped]
+    python tables.py Resources/Results/headline/current [--compare Resources/Results/headline/previous]
 
 A patient's PSNR is the mean over its volumes (the MS patients' T1, T2 and FLAIR); its gain at a scale is DP-NSL
 minus the better of linear and cubic on that patient. Writes RESULTS/headline.md and prints it.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The secondary table (never averaged into the headline): the skull phantom along z, and the in-plane axes of a thick
 # chest CT and of a thick FLAIR (evaluate --axes auto), all kept out of every training step; both acquisitions.
-# Usage: CKPT=runs/v10/all/last.safetensors run.sh TAG      (or SHIPPED=1 run.sh TAG: the shipped CT / MR models)
+# Usage: CKPT=runs/x/last.safetensors run.sh TAG     (or SHIPPED=1 run.sh TAG: the shipped CT / MR models)
 set -euo pipefail
 here=$(dirname "$0")
 D=${DATA:-../shared/data}
