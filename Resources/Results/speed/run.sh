@@ -49,20 +49,26 @@ PY
   } > $here/cli300.md
 fi
 if [[ $what == train || $what == all ]]; then
-  mapfile -t data < <(python Resources/Results/headline/folds.py train all)
-  python -m DPNSLCore.train --data "${data[@]}" --modality auto --preset lean --anchor cubic --projection spline \
-    --degradation mix --thickness 0.75:1.5 --decimate-share 0.4 --scales 1.5:7 --val-scales 2,4 --crop 40:64 \
-    --batch-size 8 --lr 5e-4 --loss gain --blur-share 0.3 --banding-weight 100 --steps 220 --val-every 100000 \
-    --workers 1 --quiet --out $tmp/train > /dev/null
-  python - $tmp/train/log.csv > $here/train.md <<'PY'
+  # OLD_TREE=<a checkout of an earlier commit>: the same steps with its code too (the before of issue 30)
+  mapfile -t data < <(python Resources/Results/headline/folds.py train all | xargs realpath)
+  {
+    echo "| training, the shipped recipe (lean, batch 8, crops 40-64, 2 cores), steps 21-220 | samples/s |"
+    echo "|---|---|"
+    for tree in "" ${OLD_TREE:-}; do
+      rm -rf $tmp/train
+      (cd ${tree:-.} && python -m DPNSLCore.train --data "${data[@]}" --modality auto --preset lean --anchor cubic \
+        --projection spline --degradation mix --thickness 0.75:1.5 --decimate-share 0.4 --scales 1.5:7 \
+        --val-scales 2,4 --crop 40:64 --batch-size 8 --lr 5e-4 --loss gain --blur-share 0.3 --banding-weight 100 \
+        --steps 220 --val-every 100000 --workers 1 --quiet --out $tmp/train > /dev/null)
+      python - $tmp/train/log.csv "${tree:-this version}" <<'PY'
 import csv, sys
 rows = [r for r in csv.DictReader(open(sys.argv[1])) if int(r["step"]) > 20]
 steps = int(rows[-1]["step"]) - int(rows[0]["step"])
 seconds = float(rows[-1]["time_s"]) - float(rows[0]["time_s"])
-print("| training, the shipped recipe (lean, batch 8, crops 40-64, 2 cores) | samples/s |")
-print("|---|---|")
-print(f"| steps {rows[0]['step']}-{rows[-1]['step']} | {8 * steps / seconds:.1f} |")
+print(f"| {sys.argv[2]} | {8 * steps / seconds:.1f} |")
 PY
+    done
+  } > $here/train.md
 fi
 if [[ $what == clinical || $what == all ]]; then
   mkdir -p $tmp/archive
