@@ -171,7 +171,8 @@ def results_page() -> str:
         lines += _per_patient(OLD, {}, {PATIENT_OF[v] for v in SHIPPED_SEEN})
     lines += ["## Secondary: a phantom and in-plane axes (never in the headline)", "",
               "The skull phantom along z and the in-plane axes of a thick chest CT and a thick FLAIR, kept out of all "
-              f"training; the shipped model (in brackets: the previous models). Gain over the better baseline (dB); "
+              "training; the shipped models with this version's code (in brackets: the previous version). Gain over "
+              "the better baseline (dB); "
               f"`Resources/Results/secondary/{NEW}/`, `Resources/Results/secondary/{OLD}/`.", ""]
     lines += secondary_table(NEW, OLD)
     lines += ["", "## The default steps, one by one", "",

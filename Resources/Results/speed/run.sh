@@ -60,7 +60,8 @@ if [[ $what == train || $what == all ]]; then
         --projection spline --degradation mix --thickness 0.75:1.5 --decimate-share 0.4 --scales 1.5:7 \
         --val-scales 2,4 --crop 40:64 --batch-size 8 --lr 5e-4 --loss gain --blur-share 0.3 --banding-weight 100 \
         --steps 220 --val-every 100000 --workers 1 --quiet --out $tmp/train > /dev/null)
-      python - $tmp/train/log.csv "${tree:-this version}" <<'PY'
+      label="this version"; [ -n "$tree" ] && label="the code of commit $(git -C $tree rev-parse --short HEAD)"
+      python - $tmp/train/log.csv "$label" <<'PY'
 import csv, sys
 rows = [r for r in csv.DictReader(open(sys.argv[1])) if int(r["step"]) > 20]
 steps = int(rows[-1]["step"]) - int(rows[0]["step"])
@@ -106,7 +107,7 @@ PY
       kill $orthanc_pid; wait $orthanc_pid 2> /dev/null || true
     fi
     bvox=$(( (61 + 48) * 5 * 512 * 512 + 41 * 5 * 395 * 302 + 25 * 5 * 256 * 256 ))
-    timed "batch of 4 cases (2 CT series + liver CT + MR), x5, one process" $bvox python -m DPNSLCore.batch \
+    timed "batch of 4 cases (that CT series, two CT and one MR NIfTI files), x5, one process" $bvox python -m DPNSLCore.batch \
       $tmp/archive $tmp/batch1 --scale 5
     timed "the same batch, torchrun --nproc_per_node=2 (1 thread each)" $bvox env OMP_NUM_THREADS=1 torchrun \
       --nproc_per_node=2 -m DPNSLCore.batch $tmp/archive $tmp/batch2 --scale 5
