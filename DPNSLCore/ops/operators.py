@@ -199,10 +199,10 @@ class Degradation:
         """``B y`` (..., n_lr, Y, X) -> (..., n_hr, Y, X), without writing the observed slices back.
 
         Up to ``ANCHOR_DENSE_ROWS`` observed slices B is applied as its dense matrix (:meth:`anchor_matrix`; BLAS
-        is the faster there). Beyond, as
-        its band factors: ``B = M (A M)^-1 = E (A E)^-1`` with E the banded B-spline evaluation matrix (M = E C^-1,
-        C the collocation matrix), so ``B y = E z`` with ``(A E) z = y`` solved through the band Cholesky factor of
-        ``(A E)^T (A E)`` in float64: time linear in the slice count instead of n_lr * n_hr per column.
+        is the faster there). Beyond, as its band factors: ``B = M (A M)^-1 = E (A E)^-1`` with E the banded
+        B-spline evaluation matrix (M = E C^-1, C the collocation matrix), so ``B y = E z`` with ``(A E) z = y``
+        solved through the band Cholesky factor of ``(A E)^T (A E)`` in float64: time linear in the slice count
+        instead of n_lr * n_hr per column.
         """
         _check_slices(y, self.n_lr, "LR")
         factors = self._anchor_bands(kind) if self.n_lr > ANCHOR_DENSE_ROWS else None
