@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,34 +107,46 @@ class BandedMatrix:
         (i + d, i) (zero past the end); ``diagonal`` (k, n), or None for D = I (then k = 1).
 
         p is the largest row offset whose supports share a column (a property of M alone, so every D gives the same
-        layout); entries of rows that share no column are exact zeros.
+        layout); entries of rows that share no column are exact zeros. The result is a view of a (m, p + 1, k) array
+        (rows first, as :func:`band_cholesky` works): pass a ``diagonal`` whose transpose is contiguous and nothing
+        is transposed on the way.
         """
         device = self.weights.device if diagonal is None else diagonal.device
         dtype = torch.float64 if diagonal is None else diagonal.dtype
-        index = self._index(device)
         w = self.weights.to(device=device, dtype=dtype)
-        d = torch.ones(1, self.n, dtype=dtype, device=device) if diagonal is None else diagonal
-        wd = w[None] * d[:, index]  # (k, m, width): row i's weights times D on its window
-        bands = [torch.einsum("kmw,mw->km", wd, w)]
-        start = self.start.to(device)
+        d = torch.ones(self.n, 1, dtype=dtype, device=device) if diagonal is None else diagonal.T
+        wd = d.contiguous()[self._index(device)] * w[:, :, None]  # (m, width, k): row i's weights times D
+        bands = [torch.einsum("mwk,mw->mk", wd, w)]
+        for terms in self._overlaps:  # row offsets 1, 2, ..., p
+            band = wd.new_zeros(self.m, wd.shape[2])
+            for a, rows, other in terms:  # entry a of row i meets entry a - shift of row i + offset
+                rows = rows.to(device)
+                band[rows] += wd[rows, a] * other.to(device=device, dtype=dtype)[:, None]
+            bands.append(band)
+        return torch.stack(bands, dim=1).permute(2, 1, 0)
+
+    @functools.cached_property
+    def _overlaps(self) -> list[list[tuple[int, torch.Tensor, torch.Tensor]]]:
+        """For each row offset whose rows share a column (1, 2, ... up to p, in order): the band positions a, the
+        rows i and the weights of row i + offset that entry a of row i meets (computed once per matrix)."""
+        overlaps = []
         for offset in range(1, self.m):
-            shift = start[offset:] - start[:-offset]  # how far row i + offset's window starts after row i's
+            shift = self.start[offset:] - self.start[:-offset]  # how far row i + offset's window starts after row i's
             if bool((shift >= self.width).all()):
                 break
-            band = torch.zeros(d.shape[0], self.m - offset, dtype=dtype, device=device)
-            shared = False  # do rows this far apart share a slice at all (whatever D)?
-            for a in range(self.width):  # entry a of row i meets entry a - shift of row i + offset
+            terms, shared = [], False
+            for a in range(self.width):
                 b = a - shift
                 ok = (b >= 0) & (b < self.width)
                 if bool(ok.any()):
                     rows = torch.nonzero(ok).squeeze(1)
-                    other = w[rows + offset, b[rows]]
-                    shared = shared or bool(((w[rows, a] != 0) & (other != 0)).any())
-                    band[:, rows] += wd[:, rows, a] * other
+                    other = self.weights[rows + offset, b[rows]]
+                    shared = shared or bool(((self.weights[rows, a] != 0) & (other != 0)).any())
+                    terms.append((a, rows, other))
             if not shared:
                 break  # rows this far apart share no HR slice (so neither do rows farther apart)
-            bands.append(torch.nn.functional.pad(band, (0, offset)))
-        return torch.stack(bands, dim=1)
+            overlaps.append(terms)
+        return overlaps
 
 
 def band_cholesky(bands: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,23 +162,26 @@ def band_cholesky(bands: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     k, width, m = bands.shape
     p = width - 1
-    low = bands.clone()
-    ok = torch.isfinite(bands).all(dim=2).all(dim=1)
+    low = bands.permute(2, 1, 0).contiguous()  # (m, p + 1, k): each row's entries contiguous over the matrices
+    if low.data_ptr() == bands.data_ptr():
+        low = low.clone()  # the caller's bands were already in this layout: never modify them
+    ok = torch.isfinite(low).all(dim=0).all(dim=0)
     for i in range(m):
-        pivot = low[:, 0, i]
-        good = (pivot > 0) & torch.isfinite(pivot)
+        pivot = low[i, 0]
+        good = pivot > 0  # False for NaN
         ok &= good
         root = torch.where(good, pivot, torch.ones_like(pivot)).sqrt()
-        low[:, 0, i] = root
+        low[i, 0] = root
         reach = min(p, m - 1 - i)
         if reach == 0:
             continue
-        col = low[:, 1:reach + 1, i] / root[:, None]  # L[i + d, i], d = 1..reach
-        low[:, 1:reach + 1, i] = col
+        col = low[i, 1:reach + 1] / root  # L[i + d, i], d = 1..reach
+        low[i, 1:reach + 1] = col
         for d in range(1, reach + 1):  # S[i + d + e, i + d] -= L[i + d + e, i] L[i + d, i]
             span = reach - d + 1
-            low[:, :span, i + d] -= col[:, d - 1:d - 1 + span] * col[:, d - 1:d]
-    return low, ok
+            low[i + d, :span] -= col[d - 1:d - 1 + span] * col[d - 1:d]
+    ok &= torch.isfinite(low).all(dim=0).all(dim=0)  # an infinite pivot passed "> 0"
+    return low.permute(2, 1, 0), ok
 
 
 def band_cholesky_solve(factor: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
