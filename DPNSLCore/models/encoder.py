@@ -19,6 +19,8 @@ def fast_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[i
     """
     if x.dtype == torch.bfloat16 and weight.dtype != torch.bfloat16:  # a reduced-precision pass (the encoder's)
         weight, bias = weight.to(torch.bfloat16), None if bias is None else bias.to(torch.bfloat16)
+    if weight.shape[2:] == (1, 1, 1) and groups == 1 and x.device.type == "cpu":
+        return _pointwise_in_layout(x, weight, bias)
     if x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16) and weight.dtype == x.dtype \
             and torch.backends.mkldnn.is_available():
         cl = torch.channels_last_3d
@@ -28,6 +30,20 @@ def fast_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[i
         except (AttributeError, RuntimeError):  # a build without this oneDNN entry point: use conv3d
             pass
     return tf.conv3d(x, weight, bias, padding=padding, groups=groups)
+
+
+def _pointwise_in_layout(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """A 1x1x1 convolution as one matrix product in the layout ``x`` already has (channels-last stays channels-last,
+    anything else gives channels-first): no layout conversion. On the decoder's last conv (8 -> 1 channel, 160 x 8
+    x 238 voxels) 0.3 ms against 1.5 ms for oneDNN, which first converts its input to channels-last."""
+    w = weight.flatten(1)  # (out, in)
+    if x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous():
+        return tf.linear(x.permute(0, 2, 3, 4, 1), w, bias).permute(0, 4, 1, 2, 3)
+    b, c, *spatial = x.shape
+    out = torch.matmul(w, x.reshape(b, c, -1))
+    if bias is not None:
+        out = out + bias.view(1, -1, 1)
+    return out.view(b, -1, *spatial)
 
 
 def pointwise_conv3d(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:

@@ -208,20 +208,27 @@ class MixtureOfSplines(nn.Module):
             weight, bias = compose_pointwise([expert.project] + tail)
             g, v = expert.separable_terms(coef, knots, offset, dil, weight)
             terms.append((expert.degree, g, v, dil[0].view(1, -1, 1, 1, 1), bias.view(1, -1, 1, 1, 1)))
+        # standard layout throughout (rows contiguous: broadcasting a per-voxel weight over the channels stays
+        # vectorised); the router-weighted z-bases of every HR slice are evaluated once per expert, not per slice run
         b, _, _, y, x = offset.shape
-        out = torch.empty(b, terms[0][1].shape[2], len(positions), y, x, dtype=offset.dtype,
-                          device=offset.device, memory_format=torch.channels_last_3d)
+        out = torch.empty(b, terms[0][1].shape[2], len(positions), y, x, dtype=offset.dtype, device=offset.device)
+        index, probs = index.to(offset.device), probs.contiguous()
+        weights = [(bspline(v.index_select(2, index) + dz * delta.view(1, 1, -1, 1, 1), degree)
+                    * probs[:, e:e + 1]).contiguous() for e, (degree, _, v, dz, _) in enumerate(terms)]
         inplace = not torch.is_grad_enabled()
         for start, stop, j in runs(index):
-            d = delta[start:stop].view(1, 1, -1, 1, 1)
-            acc = None
-            for e, (degree, g, v, dz, bias) in enumerate(terms):
+            acc = out[:, :, start:stop]  # summed in place when autograd is off, else assigned at the end
+            for e, (_, g, _, _, bias) in enumerate(terms):
                 w = probs[:, e:e + 1, start:stop]
-                a = bspline(v[:, :, j:j + 1] + dz * d, degree) * w
-                acc = w * bias if acc is None else _addcmul(acc, w, bias, inplace)
+                a = weights[e][:, :, start:stop]
+                if e == 0:
+                    acc = torch.mul(w, bias, out=acc) if inplace else w * bias
+                else:
+                    acc = _addcmul(acc, w, bias, inplace)
                 for i in range(a.shape[1]):
                     acc = _addcmul(acc, a[:, i:i + 1], g[:, i, :, j:j + 1], inplace)
-            out[:, :, start:stop] = acc
+            if not inplace:
+                out[:, :, start:stop] = acc
         return out
 
 
