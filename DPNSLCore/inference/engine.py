@@ -275,6 +275,9 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
                      slice(keep_x.start - wide_x.start, keep_x.stop - wide_x.start))
             out, anchor, detail = out[inner], anchor[inner], detail[inner]
             routing = routing[(slice(None), *inner)] if routing is not None else None
+            del f  # the column's largest arrays are not needed past here: the bounds step is its memory peak
+            if not parts:
+                anchor = detail = None
             y_core = y_read[:, keep_y, keep_x]
             report = None
             if bounds is not None:

@@ -28,7 +28,8 @@ from .operators import Degradation
 
 CT_FLOOR_HU = -1024.0  # air; nothing in a CT is darker
 CT_CEILING_HU = 3071.0  # the top of the CT intensity window (DESIGN.md section 5)
-COLUMN_CHUNK = 4096  # columns solved together by the exact projection (its cost is linear in them)
+COLUMN_CHUNK = 2048  # columns solved together by the exact projection (its cost and memory are linear in them)
+SLAB = 64  # HR slices per slab when measuring how far columns leave the box (bounds the step's temporaries)
 STALL_STEPS = 8  # Newton steps without halving its residual after which the exact projection gives up a column
 HIGH_MARGIN = 0.10  # CT: above the input's maximum, as a share of its range (thin slices are sharper)
 IMPLAUSIBLE_SHARE = 0.01  # more columns than this impossible beyond the margin: the profile is doubted
@@ -266,8 +267,8 @@ def keep_in_bounds(x: torch.Tensor, y: torch.Tensor, degradation: Degradation, b
             the box gets the exact projection (:func:`closest_in_box`).
     """
     low, high = bounds.low, bounds.high
-    outside = (x < low) | (x > high)
-    clipped = int(outside.sum())
+    distance = _column_distance(x, low, high)  # (Y, X): how far each column leaves the box, 0 inside
+    clipped = sum(int(((s < low) | (s > high)).sum()) for s in x.split(SLAB))
     columns = x[0].numel()
     if clipped == 0:
         return x, BoundsReport(x.numel(), columns=columns)
@@ -280,7 +281,7 @@ def keep_in_bounds(x: torch.Tensor, y: torch.Tensor, degradation: Degradation, b
     if x.ndim != 3:
         raise ValueError(f"`x` must be one column block (n_hr, Y, X), got shape {tuple(x.shape)}")
     flat, y_flat = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
-    leaving = torch.nonzero(outside.any(dim=0).reshape(-1)).squeeze(1)
+    leaving = torch.nonzero(distance.reshape(-1) > 0).squeeze(1)
     band = degradation.band()
     steps, unsolved = 0, []
     for chunk in torch.split(leaving, COLUMN_CHUNK):
@@ -295,11 +296,22 @@ def keep_in_bounds(x: torch.Tensor, y: torch.Tensor, degradation: Degradation, b
     fallback = int(rest.numel())
     _, rounds = _alternate(flat, y_flat, rest, degradation, low, high, tolerance, iterations)
     x = flat.reshape(x.shape)
-    distance = torch.maximum(low - x, x - high).clamp(min=0)
-    still, near = count_outside(distance, tolerance)
-    impossible = int((distance.amax(dim=0) > IMPLAUSIBLE_MARGIN * bounds.width).sum())
+    still = near = 0
+    for slab in x.split(SLAB):  # slab by slab: no whole-column temporaries at the step's memory peak
+        counts = count_outside(torch.maximum(low - slab, slab - high).clamp_(min=0), tolerance)
+        still, near = still + counts[0], near + counts[1]
+    distance = _column_distance(x, low, high)
+    impossible = int((distance > IMPLAUSIBLE_MARGIN * bounds.width).sum())
     return x, BoundsReport(x.numel(), clipped, still, float(distance.max()), rounds, steps, fallback, columns,
                            impossible, near, tolerance)
+
+
+def _column_distance(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """(Y, X) the farthest each column of ``x`` (n_hr, Y, X) lies outside [low, high] (0 inside), slab by slab."""
+    out = x.new_zeros(x.shape[1:])
+    for slab in x.split(SLAB):
+        torch.maximum(out, torch.maximum(low - slab, slab - high).amax(dim=0), out=out)
+    return out
 
 
 def count_outside(distance: torch.Tensor, tolerance: float) -> tuple[int, int]:
