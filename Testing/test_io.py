@@ -98,10 +98,28 @@ def test_write_uses_hidden_temp_with_same_extension_then_replaces(tmp_path: Path
 
     monkeypatch.setattr(sitk, "WriteImage", spy)
     write_volume(_volume(), target)
-    temp = Path(seen[0])
-    assert temp.parent == tmp_path and temp.name.startswith(".tmp-") and temp.name.endswith("-out.nii.gz")
+    temp = Path(seen[0])  # ITK writes the hidden uncompressed file; gzip_file packs it into another hidden one
+    assert temp.parent == tmp_path and temp.name.startswith(".tmp-") and temp.name.endswith("-out.nii")
     assert read_volume(target).array.shape == (4, 5, 6)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nii.gz"]
+
+
+def test_a_gzip_written_in_parallel_blocks_reads_as_one_stream(tmp_path: Path) -> None:
+    import gzip
+
+    from DPNSLCore.io.nifti import gzip_file
+
+    data = np.random.default_rng(0).integers(0, 50, 300_000, dtype=np.uint8).tobytes()
+    (tmp_path / "raw").write_bytes(data)
+    gzip_file(tmp_path / "raw", tmp_path / "packed.gz", workers=3, block=40_000)  # 8 members, 3 threads
+    packed = (tmp_path / "packed.gz").read_bytes()
+    assert packed.count(b"\x1f\x8b\x08") >= 8 and gzip.decompress(packed) == data  # members in order
+    vol = Volume(np.arange(7 * 60 * 50, dtype=np.int16).reshape(7, 60, 50), Geometry(spacing=(0.5, 0.6, 2.0)))
+    write_volume(vol, tmp_path / "v.nii")
+    gzip_file(tmp_path / "v.nii", tmp_path / "v.nii.gz", block=4096)  # 21 members
+    back = read_volume(tmp_path / "v.nii.gz")  # ITK reads them as one file
+    np.testing.assert_array_equal(back.array, vol.array)
+    assert back.geometry.spacing == pytest.approx(vol.geometry.spacing)
 
 
 def test_failed_write_leaves_existing_file_untouched_and_no_temp(tmp_path: Path, monkeypatch) -> None:

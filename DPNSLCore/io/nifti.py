@@ -5,6 +5,10 @@
   0 is a valid intensity, so a volume read that way is silently another one. :func:`count_non_finite` reads the
   voxel block itself (NIfTI-1 or NIfTI-2, gzipped or not, either byte order), in chunks, for float data only:
   integer data cannot hold NaN and is not read twice.
+- ITK writes a .nii.gz through one zlib stream at its own level (the writer's compression level is ignored): 20 s for
+  a 1197 x 512 x 512 int16 output, longer than linear interpolation takes. :func:`gzip_file` compresses the file ITK
+  wrote uncompressed in parallel blocks at level 1 instead, as gzip members back to back (RFC 1952: zlib, ITK,
+  nibabel and Python read them as one stream).
 - A file states its geometry twice, qform and sform. ITK uses the sform when it is a rotation with the pixdim
   spacings and otherwise falls back to the qform (a console warning at most); FSL and nibabel use the sform. A
   sheared or rescaled sform thus puts the same voxels in two places. :func:`sform` gives it, to compare.
@@ -13,14 +17,17 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["count_non_finite", "sform"]
+__all__ = ["count_non_finite", "gzip_file", "sform"]
 
 _FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
 _CHUNK = 1 << 24  # bytes read at a time (a multiple of 8)
@@ -86,3 +93,19 @@ def count_non_finite(path: str | Path) -> int | None:
             bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(block[:usable], dtype=dtype))))
             remaining -= len(block)
         return bad
+
+
+def gzip_file(source: str | Path, target: str | Path, *, level: int = 1, workers: int | None = None,
+              block: int = 1 << 25) -> None:
+    """Write ``source`` gzip-compressed to ``target``: ``block``-byte pieces compressed by ``workers`` threads (zlib
+    releases the GIL; default: the CPUs, at most 4) and written in order, each a complete gzip member, so any gzip
+    reader sees the whole file. At most ``workers + 1`` pieces are in memory."""
+    workers = workers or min(4, os.cpu_count() or 1)
+    with open(source, "rb") as src, open(target, "wb") as dst, ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        while data := src.read(block):
+            pending.append(pool.submit(gzip.compress, data, level, mtime=0))
+            if len(pending) > workers:
+                dst.write(pending.popleft().result())
+        while pending:
+            dst.write(pending.popleft().result())

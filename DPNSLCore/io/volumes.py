@@ -26,7 +26,7 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 from .geometry import Geometry, Volume, detect_slice_axis, index_to_world, upsampled_geometry
-from .nifti import count_non_finite, sform
+from .nifti import count_non_finite, gzip_file, sform
 
 __all__ = [
     "Geometry",
@@ -474,10 +474,17 @@ def write_volume(volume: Volume, path: str | Path, format: str = "auto", *, sour
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {str(path.parent)!r}; create it first")
     tmp = path.parent / f".tmp-{secrets.token_hex(4)}-{path.name}"
+    raw = tmp.with_name(tmp.name[:-3]) if path.name.endswith(".nii.gz") else None  # ITK writes it, gzip_file packs it
     try:
-        sitk.WriteImage(volume_to_sitk(volume), str(tmp), useCompression=True)
+        if raw is not None:
+            sitk.WriteImage(volume_to_sitk(volume), str(raw), useCompression=False)
+            gzip_file(raw, tmp)
+        else:
+            sitk.WriteImage(volume_to_sitk(volume), str(tmp), useCompression=True)
         os.replace(tmp, path)
     except RuntimeError as exc:
         raise OSError(f"could not write {str(path)!r}: {str(exc).strip()}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+        if raw is not None:
+            raw.unlink(missing_ok=True)
