@@ -124,5 +124,5 @@ def test_the_detail_gain_is_fitted_to_the_ensembled_detail():
     assert abs(fits[8] - fits[1]) > 1e-3
     run = upsample(vol, 4, model=model, degradation="decimate", device="cpu", intensity=IDENTITY,
                    calibrate=CalibrateOptions(crop=32, max_slices=40, high=100.0, min_gain_db=0.0), destripe=False,
-                   ensemble=8)
+                   ensemble=8, precision="float32")  # the fits above are float32 (auto may take bfloat16)
     assert run.detail_gain == pytest.approx(min(max(fits[8], 0.0), 100.0), rel=1e-6)

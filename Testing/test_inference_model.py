@@ -108,12 +108,40 @@ def test_a_bfloat16_encoder_keeps_every_acquired_slice_and_stays_close_to_float3
     thick = rng.normal(40, 200, (8, 40, 40)).astype(np.float32)
     model = open_model("ct", "cpu")
     common = {"model": model, "device": "cpu", "modality": "ct", "calibrate": False}
-    full = DPNSLCore.upsample(thick, 3, degradation="decimate", **common)
+    full = DPNSLCore.upsample(thick, 3, degradation="decimate", precision="float32", **common)
     half = DPNSLCore.upsample(thick, 3, degradation="decimate", precision="bfloat16", **common)
     np.testing.assert_array_equal(half.volume[::3], thick)  # the acquired slices, bit for bit
     assert 0 < float(np.abs(half.volume - full.volume).max()) < 20.0  # HU: reduced precision, not another model
-    assert any(n == "precision: the encoder's convolutions in bfloat16" for n in half.notes)
+    assert "precision: the encoder's convolutions in bfloat16 (asked)" in half.notes
     profile = DPNSLCore.upsample(thick, 3, degradation="profile", precision="bfloat16", **common)
     assert profile.consistency_error < 1e-3
     with pytest.raises(ValueError, match="`precision` must be one of"):
         DPNSLCore.upsample(thick, 3, precision="float16", **common)
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ("fpu sse avx2 avx512f avx512_bf16 avx512_vnni", "bfloat16"),  # AVX512-BF16 (Zen 4, Cooper Lake)
+    ("fpu avx2 avx512f amx_bf16 amx_tile", "bfloat16"),            # AMX (Sapphire Rapids)
+    ("fpu sse avx2 avx512f avx512bw", "float32"),                  # AVX-512 without BF16: emulated, slower
+    ("fpu sse avx2", "float32"),
+])
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_and_says_so(flags, expected):
+    from DPNSLCore.inference.engine import resolve_precision
+
+    chosen, note = resolve_precision("auto", torch.device("cpu"), cpu_flags=f"flags\t\t: {flags}")
+    start = "precision: the encoder's convolutions in bfloat16" if expected == "bfloat16" else "precision: float32"
+    assert chosen == expected and note.startswith(start)
+    assert "(auto:" in note
+    assert resolve_precision("auto", torch.device("cuda"), cpu_flags=f"flags: {flags}")[0] == "float32"
+    assert resolve_precision("float32", torch.device("cpu"), cpu_flags=f"flags: {flags}")[0] == "float32"
+
+
+def test_the_default_precision_is_auto_and_the_run_says_which_it_took():
+    import DPNSLCore
+    from DPNSLCore.inference.engine import native_bfloat16
+
+    thick = np.random.default_rng(4).normal(40, 200, (6, 24, 24)).astype(np.float32)
+    out = DPNSLCore.upsample(thick, 2, model="ct", device="cpu", modality="ct", calibrate=False)
+    said = [n for n in out.notes if n.startswith("precision:")]
+    expected = "bfloat16 (auto:" if native_bfloat16(torch.device("cpu")) else "float32 (auto:"
+    assert len(said) == 1 and expected in said[0]

@@ -172,11 +172,11 @@ def test_the_band_forms_and_a_bfloat16_encoder_on_a_real_scan(monkeypatch):
 
     volume = DPNSLCore.read_volume(SAMPLES / "ct_lung1_5mm_crop.nii.gz")
     crop = DPNSLCore.Volume(np.ascontiguousarray(volume.array[:, 64:128, 64:128]), volume.geometry)
-    dense = DPNSLCore.upsample(crop, 3, device="cpu", output_dtype="float32")
+    dense = DPNSLCore.upsample(crop, 3, device="cpu", output_dtype="float32", precision="float32")
     half = DPNSLCore.upsample(crop, 3, device="cpu", output_dtype="float32", precision="bfloat16")
     monkeypatch.setattr(operators, "DENSE_ROWS", 8)
     monkeypatch.setattr(operators, "ANCHOR_DENSE_ROWS", 8)
-    band = DPNSLCore.upsample(crop, 3, device="cpu", output_dtype="float32")
+    band = DPNSLCore.upsample(crop, 3, device="cpu", output_dtype="float32", precision="float32")
     np.testing.assert_allclose(band.volume, dense.volume, rtol=0, atol=1e-2)
     assert band.consistency_error < 1e-3 and half.consistency_error < 1e-3
     difference = np.abs(half.volume - dense.volume)

@@ -46,9 +46,10 @@ def add_upsample_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
                    help="average the network's estimate over N in-plane flips/transposes of the input (1, 2, 4 or "
                    "8; N times the network time; default 1: off; A x = y holds either way)")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32",
-                   help="the network's arithmetic: float32 (default) or bfloat16 for its encoder (faster on CPUs "
-                   "with AVX512-BF16 and on GPUs; A x = y holds either way)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="the arithmetic of the network's encoder: auto (default: bfloat16 on a CPU that computes it "
+                   "natively, 1.3x faster, the headline PSNR within 0.001 dB; float32 elsewhere), float32 (the same "
+                   "result on every machine) or bfloat16; A x = y holds either way")
     p.add_argument("--slice-axis", default="auto", choices=["auto", "0", "1", "2"],
                    help="numpy axis of the slices (0 = the file's third axis); auto = largest spacing")
     p.add_argument("--checkpoint", "--model", dest="model", default=None,

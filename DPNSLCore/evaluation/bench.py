@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
                    help="DP-NSL's in-plane self-ensemble size (1, 2, 4, 8; default 1: off); timed")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
-                   help="DP-NSL's encoder arithmetic: float32 (default) or bfloat16; timed")
+                   help="DP-NSL's encoder arithmetic: float32 (default: the reference, the same on every machine), "
+                   "bfloat16, or auto as `dpnsl upsample` (bfloat16 on a CPU that computes it natively); timed")
     p.add_argument("--profile", action="store_true", help="also print the seconds and share of each stage per "
                    "method (read, calibration, encoder, upsampler, decoder, projection, destripe, bounds, write)")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: time one method, print JSON

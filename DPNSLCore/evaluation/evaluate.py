@@ -326,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-destripe", action="store_true",
                    help="keep DP-NSL's detail as the network made it (default: its phase-locked part is removed)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
-                   help="DP-NSL's encoder arithmetic: float32 (default) or bfloat16")
+                   help="DP-NSL's encoder arithmetic: float32 (default: the reference, the same on every machine, "
+                   "so the tables are), bfloat16, or auto as `dpnsl upsample` (bfloat16 on a CPU that computes it "
+                   "natively: the headline within 0.001 dB)")
     p.add_argument("--no-bounds", action="store_true",
                    help="leave DP-NSL's output where the network put it (default: kept in the physical range)")
     p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",

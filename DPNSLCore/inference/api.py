@@ -28,7 +28,15 @@ from ..ops.destripe import DestripeOptions, phase_period
 from .adapt import AdaptOptions, adapt_model
 from .allocator import available_memory_bytes
 from .calibrate import CalibrateOptions, CalibrationReport, CalibrationUnavailableError, fit_detail_gain
-from .engine import baseline_column, encoder_dtype_of, network_column, network_halo, output_bytes, run_volume
+from .engine import (
+    PRECISIONS,
+    baseline_column,
+    network_column,
+    network_halo,
+    output_bytes,
+    resolve_precision,
+    run_volume,
+)
 from .ensemble import check_ensemble
 from .request import UpsamplePlan, UpsampleRequest
 from .tiling import CancelFn, ProgressFn, TilingOptions
@@ -325,7 +333,7 @@ def upsample(
     destripe: bool | DestripeOptions = True,
     calibrate: bool | CalibrateOptions = True,
     ensemble: int = 1,
-    precision: str = "float32",
+    precision: str = "auto",
 ) -> UpsampleResult:
     """Turn a thick-slice volume into a thin-slice one; every observed slice is kept (A x = y).
 
@@ -369,8 +377,10 @@ def upsample(
         ensemble: 1 (default), 2, 4 or 8: average the network's estimate over that many in-plane flips/transposes
             of the input (:mod:`.ensemble`; A x = y still holds), for that many times the network's time; a note
             says so. DP-NSL only (the baselines are exactly symmetric).
-        precision: "float32" (default) or "bfloat16": the encoder's convolutions in bfloat16 (faster on CPUs with
-            AVX512-BF16; A x = y holds as before, the projection runs in float32). DP-NSL only.
+        precision: "auto" (default: bfloat16 on a CPU that computes it natively, float32 elsewhere), "float32" (the
+            same result on every machine) or "bfloat16": the arithmetic of the encoder's convolutions
+            (:func:`.engine.resolve_precision`; A x = y holds in either, the projection runs in float32; a note says
+            which). DP-NSL only.
 
     Raises:
         ValueError / TypeError: bad input, scale, method, acquisition, axis, model or device, with the fix.
@@ -388,7 +398,8 @@ def upsample(
     dtype = resolve_output_dtype(output_dtype, array)
     _check_type_holds_input(array, dtype)
     passes = check_ensemble(ensemble)
-    encoder_dtype_of(precision)  # refused before any work
+    if precision not in PRECISIONS:  # refused before any work
+        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}")
     header, header_axis = (volume.slice_thickness, volume.thickness_axis) if isinstance(volume, Volume) else (None, 0)
     choice = trained = None
     if method == "dpnsl":
@@ -425,8 +436,8 @@ def upsample(
         elif stripes is not None:
             notes.append(f"destripe: the detail's part locked to the slice phase removed (same-phase means over "
                          f"±{stripes.periods} period(s), in-plane sigma {stripes.sigma:g} voxels)")
-        if precision != "float32":
-            notes.append(f"precision: the encoder's convolutions in {precision}")
+        precision, precision_note = resolve_precision(precision, dev)
+        notes.append(precision_note)
         if passes > 1:
             notes.append(f"ensemble: the network's estimate averaged over {passes} in-plane flips/transposes of the "
                          f"input ({passes}x the network time)")

@@ -24,7 +24,8 @@ from tables import ACQ_NAMES, PATIENT_OF, SHIPPED_SEEN, gains, read, section  # 
 #: the headline: the shipped models on the patients no training step of theirs saw (folds.json "unseen_by_previous"),
 #: the product's defaults; the steps and bfloat16 tables are runs of the same models with one thing changed
 NEW = "current"
-NEW_WHAT = "the shipped models (v5 CT, v4 MR) with this version's code"
+NEW_WHAT = ("the shipped models (v5 CT, v4 MR) with this version's code (encoder in float32; the default bfloat16 "
+            "moves each cell by ≤ 0.001 dB)")
 #: the previous version (its code and the same models) on every patient: the "before"
 OLD = "previous"
 STEPS = {"calibration": "nocal", "destripe": "nodestripe", "bounds": "nobounds"}
@@ -180,8 +181,11 @@ def results_page() -> str:
               "on every patient and scale of the headline protocol: DP-NSL's PSNR with the step minus without it.", ""]
     lines += steps_table(NEW)
     lines += ["", "## The encoder in bfloat16", "",
-              "`--precision bfloat16` against the default float32 on every patient and scale of the headline "
-              f"protocol (`Resources/Results/headline/{NEW}_bf16/`): DP-NSL's PSNR change.", ""]
+              "`--precision bfloat16` against float32 on every patient and scale of the headline protocol "
+              f"(`Resources/Results/headline/{NEW}_bf16/`): DP-NSL's PSNR change. The tables above are in float32, the "
+              "reference arithmetic (the same on every machine); `dpnsl upsample` and `upsample()` default to "
+              "`precision=\"auto\"`, which takes bfloat16 on a CPU that computes it natively (AVX512-BF16 or AMX, as "
+              "this project's machine) and float32 elsewhere.", ""]
     lines += precision_table(NEW)
     lines += ["", "## The defect cases", "", "`python Resources/Results/defects/run.py` on the cases the quality issue "
               "found, rebuilt from the shared data; raw intensities in, as a user's scan.", "", "Before (the previous "

@@ -8,7 +8,8 @@
 #        SHIPPED=1 run.sh TAG        the shipped CT / MR models for every patient (they saw some of them: tables.py
 #                                    marks those)
 # Results go to Resources/Results/headline/TAG/<fold>_<modality>_<acquisition>/ (scores.csv, results.md).
-# EXTRA: more evaluate options (e.g. --no-calibrate); ACQS (default "decimate profile"); SCALES (default 2,...,7).
+# EXTRA: more evaluate options (e.g. --no-calibrate, --precision bfloat16; evaluate runs the encoder in float32 unless
+# told: the tables are the same on every machine); ACQS (default "decimate profile"); SCALES (default 2,...,7).
 set -euo pipefail
 here=$(dirname "$0")
 tag=${1:?give a tag for the results folder}; shift
