@@ -30,7 +30,7 @@ import torch
 
 from ..inference.allocator import keep_freed_memory
 from ..inference.api import upsample
-from ..inference.engine import PRECISIONS
+from ..inference.engine import PRECISIONS, resolve_precision
 from ..inference.ensemble import ENSEMBLE_SIZES
 from ..inference.tiling import TilingOptions
 from ..inference.timing import StageClock
@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{path}: observed {lr.shape} {lr.dtype} (slices first) -> x{args.scale:g}, device {device}, "
           f"{torch.get_num_threads()} threads, {tiling}, output {args.output_dtype}"
           + (f", DP-NSL self-ensemble of {args.ensemble}" if args.ensemble > 1 else "")
-          + (f", DP-NSL encoder in {args.precision}" if args.precision != "float32" else ""))
+          + (f", DP-NSL encoder in {resolve_precision(args.precision, device)[0]}"
+             + (" (auto)" if args.precision == "auto" else "") if args.precision != "float32" else ""))
     methods = ["linear", *[m for m in args.methods.split(",") if m and m != "linear"]]
     rows = []
     for method in methods:
