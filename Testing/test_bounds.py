@@ -29,6 +29,22 @@ def test_decimate_output_stays_in_range_and_keeps_acquired_slices_bit_exact(lung
     assert any("output kept in [-1024, " in note and "% of the voxels moved" in note for note in kept.notes)
 
 
+@pytest.mark.parametrize("kind", ["decimate", "profile"])
+def test_the_report_counts_exactly_the_voxels_that_left_the_box(kind):
+    rng = np.random.default_rng(5)
+    y = torch.from_numpy(rng.uniform(0.2, 0.8, (70, 3, 4)))  # more slices than one measuring slab
+    deg = make_degradation(kind, 3, 70, thickness=1.0)
+    x = deg.pinv(y) + 0.3 * torch.from_numpy(rng.normal(size=(deg.n_hr, 3, 4)))
+    x = x - deg.pinv(deg.forward(x) - y)
+    box = IntensityBounds(0.0, 1.0, "test")
+    expected = int(((x < 0.0) | (x > 1.0)).sum())
+    out, report = keep_in_bounds(x.clone(), y, deg, box)
+    assert 0 < expected < x.numel() and report.clipped == expected and report.columns == 12
+    inside = deg.pinv(y).clamp(0.2, 0.8)  # every voxel inside: nothing moves, nothing is counted
+    same, none = keep_in_bounds(inside.clone(), y, deg, box)
+    assert none.clipped == 0 and torch.equal(same, inside)
+
+
 @pytest.mark.parametrize(("kind", "thickness"), [("sample", 1.0), ("profile", 1.5)])
 def test_sample_and_profile_end_in_the_box_and_stay_consistent(kind, thickness):
     rng = np.random.default_rng(0)
