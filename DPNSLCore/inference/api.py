@@ -29,8 +29,8 @@ from .adapt import AdaptOptions, adapt_model
 from .allocator import available_memory_bytes
 from .calibrate import CalibrateOptions, CalibrationReport, CalibrationUnavailableError, fit_detail_gain
 from .engine import (
-    PRECISIONS,
     baseline_column,
+    check_precision,
     network_column,
     network_halo,
     output_bytes,
@@ -398,8 +398,7 @@ def upsample(
     dtype = resolve_output_dtype(output_dtype, array)
     _check_type_holds_input(array, dtype)
     passes = check_ensemble(ensemble)
-    if precision not in PRECISIONS:  # refused before any work
-        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}")
+    check_precision(precision)  # refused before any work
     header, header_axis = (volume.slice_thickness, volume.thickness_axis) if isinstance(volume, Volume) else (None, 0)
     choice = trained = None
     if method == "dpnsl":

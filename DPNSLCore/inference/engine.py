@@ -213,6 +213,17 @@ def native_bfloat16(device: torch.device, cpu_flags: str | None = None) -> bool:
     return any(flag in cpu_flags.split() for flag in _NATIVE_BF16_FLAGS)
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` itself when it is one of :data:`PRECISIONS`.
+
+    Raises:
+        ValueError: another value.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
 def resolve_precision(precision: str, device: torch.device, cpu_flags: str | None = None) -> tuple[str, str]:
     """The arithmetic a run uses, and the note that says why: ``"auto"`` is bfloat16 for the encoder's convolutions
     where :func:`native_bfloat16` (1.3x faster on this project's 2-core CPU; on every patient and scale of the
@@ -222,8 +233,7 @@ def resolve_precision(precision: str, device: torch.device, cpu_flags: str | Non
     Raises:
         ValueError: a value not in :data:`PRECISIONS`.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}")
+    check_precision(precision)
     if precision != "auto":
         return precision, f"precision: the encoder's convolutions in {precision} (asked)"
     if native_bfloat16(device, cpu_flags):

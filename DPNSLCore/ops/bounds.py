@@ -266,9 +266,8 @@ def keep_in_bounds(x: torch.Tensor, y: torch.Tensor, degradation: Degradation, b
             point in the box (each stops once inside, to 1e-4 of the box's width); every other column that leaves
             the box gets the exact projection (:func:`closest_in_box`).
     """
-    low, high = bounds.low, bounds.high
-    distance = _column_distance(x, low, high)  # (Y, X): how far each column leaves the box, 0 inside
-    clipped = sum(int(((s < low) | (s > high)).sum()) for s in x.split(SLAB))
+    low, high, tolerance = bounds.low, bounds.high, 1e-4 * bounds.width
+    distance, clipped, _, _ = _outside(x, low, high, tolerance)
     columns = x[0].numel()
     if clipped == 0:
         return x, BoundsReport(x.numel(), columns=columns)
@@ -277,7 +276,6 @@ def keep_in_bounds(x: torch.Tensor, y: torch.Tensor, degradation: Degradation, b
         return x, BoundsReport(x.numel(), clipped, columns=columns)
     # only the columns that leave the box, each on its own (its result never depends on which other columns share
     # its tile): the exact projection, and alternating projections where it finds no consistent point in the box
-    tolerance = 1e-4 * bounds.width
     if x.ndim != 3:
         raise ValueError(f"`x` must be one column block (n_hr, Y, X), got shape {tuple(x.shape)}")
     flat, y_flat = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
@@ -296,22 +294,24 @@ def keep_in_bounds(x: torch.Tensor, y: torch.Tensor, degradation: Degradation, b
     fallback = int(rest.numel())
     _, rounds = _alternate(flat, y_flat, rest, degradation, low, high, tolerance, iterations)
     x = flat.reshape(x.shape)
-    still = near = 0
-    for slab in x.split(SLAB):  # slab by slab: no whole-column temporaries at the step's memory peak
-        counts = count_outside(torch.maximum(low - slab, slab - high).clamp_(min=0), tolerance)
-        still, near = still + counts[0], near + counts[1]
-    distance = _column_distance(x, low, high)
+    distance, _, still, near = _outside(x, low, high, tolerance)
     impossible = int((distance > IMPLAUSIBLE_MARGIN * bounds.width).sum())
     return x, BoundsReport(x.numel(), clipped, still, float(distance.max()), rounds, steps, fallback, columns,
                            impossible, near, tolerance)
 
 
-def _column_distance(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """(Y, X) the farthest each column of ``x`` (n_hr, Y, X) lies outside [low, high] (0 inside), slab by slab."""
-    out = x.new_zeros(x.shape[1:])
+def _outside(x: torch.Tensor, low: float, high: float, tolerance: float) -> tuple[torch.Tensor, int, int, int]:
+    """How ``x`` (n_hr, Y, X) lies outside [low, high], slab by slab (no whole-column temporaries at the step's memory
+    peak): (the farthest each column leaves it, (Y, X), 0 inside; the voxels outside; :func:`count_outside`)."""
+    column = x.new_zeros(x.shape[1:])
+    outside = still = near = 0
     for slab in x.split(SLAB):
-        torch.maximum(out, torch.maximum(low - slab, slab - high).amax(dim=0), out=out)
-    return out
+        distance = torch.maximum(low - slab, slab - high).clamp_(min=0)
+        torch.maximum(column, distance.amax(dim=0), out=column)
+        outside += int((distance > 0).sum())
+        counts = count_outside(distance, tolerance)
+        still, near = still + counts[0], near + counts[1]
+    return column, outside, still, near
 
 
 def count_outside(distance: torch.Tensor, tolerance: float) -> tuple[int, int]:
