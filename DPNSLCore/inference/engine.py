@@ -21,7 +21,7 @@ from ..ops.baselines import interpolate
 from ..ops.bounds import BoundsReport, IntensityBounds, keep_in_bounds
 from ..ops.destripe import DestripeOptions
 from ..ops.operators import Degradation
-from .allocator import release_freed_memory
+from .allocator import release_freed_memory, reuse_freed_memory
 from .ensemble import check_ensemble, ensemble_average
 from .tiling import CancelFn, Cancelled, ProgressFn, TilingOptions, ZWindow, plan_tiles, plan_z_windows
 from .timing import StageClock
@@ -307,13 +307,15 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
         f = torch.empty(degradation.n_hr, h, w)
         routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
         with torch.inference_mode():
-            for win in windows:
-                with clock("network"):
-                    fw, rw = window_f(y_n, win, wide_y, wide_x)
-                f[win.hr_start:win.hr_stop] = fw
-                if routing is not None:
-                    routing[:, win.hr_start:win.hr_stop] = rw
-                tick(f"slices {win.read_start}-{win.read_stop} of {degradation.n_lr}")
+            with reuse_freed_memory():
+                for win in windows:
+                    with clock("network"):
+                        fw, rw = window_f(y_n, win, wide_y, wide_x)
+                    f[win.hr_start:win.hr_stop] = fw
+                    if routing is not None:
+                        routing[:, win.hr_start:win.hr_stop] = rw
+                    del fw, rw  # views of the window's whole output: freed before the next window allocates its own
+                    tick(f"slices {win.read_start}-{win.read_stop} of {degradation.n_lr}")
             out, anchor, detail = model.assemble(y_read[:, wide_y, wide_x], f, degradation,
                                                  f_scale=normalizer.scale, f_offset=normalizer.offset,
                                                  destripe=destripe, detail_gain=detail_gain, clock=clock)

@@ -39,7 +39,7 @@ from ..data.acquisition import ScaleSpec, TrainingAcquisition, parse_scales
 from ..data.augment import BlurAugment
 from ..data.stacks import MR_RULES, load_volumes, split_block, usable_axes
 from ..data.windows import SliceWindowDataset, parse_crop
-from ..inference.allocator import keep_freed_memory
+from ..inference.allocator import keep_freed_memory, reuse_freed_memory
 from ..inference.request import default_profile_thickness
 from ..models import PRESETS, build_model, load_checkpoint, read_checkpoint_info, save_checkpoint
 from ..models.registry import resolve_device
@@ -397,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # the same buffers every step: reused instead of mapped and unmapped (same maths)
     try:
         args = resolve_args(argv)
-        result = train(args)
+        with reuse_freed_memory():
+            result = train(args)
         if not dist.is_initialized() or dist.get_rank() == 0:
             print(f"done: {result.step} steps in {result.out}, best mean validation gain over linear "
                   f"{result.best_gain:+.2f} dB")
