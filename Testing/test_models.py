@@ -229,6 +229,64 @@ def test_gradients_reach_every_parameter(cfg: ModelConfig) -> None:
         assert param.grad.abs().max() > 0, name
 
 
+@pytest.mark.parametrize("degrees", [(2, 3, 4), (3,)])
+def test_separable_gradients_equal_the_full_outer_products(degrees) -> None:
+    """The separable mixing has its own backward (run by run): every parameter's and the input's gradient must be
+    autograd's through the full path, at a non-integer scale where runs have different lengths."""
+    grads = []
+    for separable in (True, False):
+        model = seeded_model(preset("lean").replace(degrees=degrees)).double().train()
+        model.estimator.upsampler.separable = separable
+        y = make_input(5, 7, batch=2, dtype=torch.float64).requires_grad_()
+        positions = torch.arange(0, 11, dtype=torch.float64) / 2.5
+        f, routing = model.estimator(y, positions, 2.5)
+        weights = torch.rand(f.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        ((f * weights).sum() + (routing * weights).sum()).backward()
+        grads.append([y.grad] + [p.grad for _, p in sorted(model.named_parameters())])
+    for fast, full in zip(*grads, strict=True):
+        torch.testing.assert_close(fast, full, rtol=1e-10, atol=1e-12)
+
+
+def test_separable_mixing_passes_gradcheck() -> None:
+    from DPNSLCore.models.mos import _SeparableMix
+    from DPNSLCore.models.zgrid import runs
+
+    g = torch.Generator().manual_seed(0)
+    experts, index = 2, torch.tensor([0, 0, 1, 1, 1, 3])  # a cell (2) without HR slices
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+
+    inputs = (rand(2, experts, 6, 3, 2), *(rand(2, 2, 6, 3, 2) for _ in range(experts)),
+              *(rand(2, 2, 3, 4, 3, 2) for _ in range(experts)), *(rand(1, 3, 1, 1, 1) for _ in range(experts)))
+    assert torch.autograd.gradcheck(lambda p, *t: _SeparableMix.apply(runs(index), p, experts, *t), inputs)
+
+
+@pytest.mark.parametrize("needs", ["all", "weights only"])
+def test_depthwise_conv_gradients_equal_conv3d(needs: str) -> None:
+    """fast_conv3d's depthwise backward (the input gradient as a flipped-kernel conv) against conv3d's autograd."""
+    from torch.nn import functional as tf
+
+    from DPNSLCore.models.encoder import fast_conv3d
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 5, 9, 8, generator=g).contiguous(memory_format=torch.channels_last_3d)
+    weight, bias = torch.randn(4, 1, 3, 3, 5, generator=g), torch.randn(4, generator=g)
+    grad = torch.randn(2, 4, 5, 9, 8, generator=g)
+    results = []
+    for conv in (lambda a, w, b: fast_conv3d(a, w, b, (1, 1, 2), 4),
+                 lambda a, w, b: tf.conv3d(a, w, b, padding=(1, 1, 2), groups=4)):
+        leaves = [t.clone().requires_grad_(needs == "all" or t is not x) for t in (x, weight, bias)]
+        out = conv(*leaves)
+        out.backward(grad)
+        results.append([out.detach()] + [t.grad for t in leaves])
+    for fast, ref in zip(*results, strict=True):
+        if ref is None:
+            assert fast is None
+        else:
+            torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+
+
 # ---- measurement consistency --------------------------------------------------------------------
 @pytest.mark.parametrize("scale", [2, 3, 4, 7])
 def test_decimate_output_is_exactly_consistent(scale: int) -> None:

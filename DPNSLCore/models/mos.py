@@ -210,31 +210,69 @@ class MixtureOfSplines(nn.Module):
             terms.append((expert.degree, g, v, dil[0].view(1, -1, 1, 1, 1), bias.view(1, -1, 1, 1, 1)))
         # standard layout throughout (rows contiguous: broadcasting a per-voxel weight over the channels stays
         # vectorised); the router-weighted z-bases of every HR slice are evaluated once per expert, not per slice run
-        b, _, _, y, x = offset.shape
-        out = torch.empty(b, terms[0][1].shape[2], len(positions), y, x, dtype=offset.dtype, device=offset.device)
         index, probs = index.to(offset.device), probs.contiguous()
         weights = [(bspline(v.index_select(2, index) + dz * delta.view(1, 1, -1, 1, 1), degree)
                     * probs[:, e:e + 1]).contiguous() for e, (degree, _, v, dz, _) in enumerate(terms)]
-        inplace = not torch.is_grad_enabled()
-        for start, stop, j in runs(index):
-            acc = out[:, :, start:stop]  # summed in place when autograd is off, else assigned at the end
-            for e, (_, g, _, _, bias) in enumerate(terms):
+        return _SeparableMix.apply(runs(index), probs, len(terms), *weights, *(t[1] for t in terms),
+                                   *(t[4] for t in terms))
+
+
+class _SeparableMix(torch.autograd.Function):
+    """out[:, :, h] = sum_e probs_e[h] bias_e + sum_e sum_i weights_e[i, h] G_e[i, :, cell(h)], run by run of HR
+    slices sharing an LR cell, summed in place; the backward is written out the same way.
+
+    Autograd through the per-run slices of the forward zero-filled and copied whole gradients for every slice (a
+    training step's upsampler spent more time there than in its arithmetic); here each run's gradient is a few
+    products and sums of that run's own slices.
+    Inputs: ``runs`` [(start, stop, cell)], probs (B, E, n_hr, Y, X), then E weights (B, M, n_hr, Y, X), E factors
+    G (B, M, C, Z, Y, X) and E biases (1, C, 1, 1, 1). Output (B, C, n_hr, Y, X).
+    """
+
+    @staticmethod
+    def forward(ctx, runs_: list, probs: Tensor, n: int, *tensors: Tensor) -> Tensor:  # noqa: D102
+        weights, gs, biases = tensors[:n], tensors[n:2 * n], tensors[2 * n:]
+        b, _, n_hr, y, x = probs.shape
+        out = probs.new_empty(b, gs[0].shape[2], n_hr, y, x)
+        for start, stop, j in runs_:
+            acc = out[:, :, start:stop]
+            for e in range(n):
                 w = probs[:, e:e + 1, start:stop]
-                a = weights[e][:, :, start:stop]
                 if e == 0:
-                    acc = torch.mul(w, bias, out=acc) if inplace else w * bias
+                    torch.mul(w, biases[e], out=acc)
                 else:
-                    acc = _addcmul(acc, w, bias, inplace)
+                    acc.addcmul_(w, biases[e])
+                a = weights[e][:, :, start:stop]
                 for i in range(a.shape[1]):
-                    acc = _addcmul(acc, a[:, i:i + 1], g[:, i, :, j:j + 1], inplace)
-            if not inplace:
-                out[:, :, start:stop] = acc
+                    acc.addcmul_(a[:, i:i + 1], gs[e][:, i, :, j:j + 1])
+        ctx.runs, ctx.n = runs_, n
+        ctx.save_for_backward(probs, *tensors)
         return out
 
-
-def _addcmul(acc: Tensor, a: Tensor, b: Tensor, inplace: bool) -> Tensor:
-    """acc + a * b, in place when autograd is off."""
-    return acc.addcmul_(a, b) if inplace else torch.addcmul(acc, a, b)
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: D102
+        n = ctx.n
+        probs, *tensors = ctx.saved_tensors
+        weights, gs, biases = tensors[:n], tensors[n:2 * n], tensors[2 * n:]
+        need = ctx.needs_input_grad
+        g_probs = torch.zeros_like(probs) if need[1] else None
+        g_weights = [torch.zeros_like(w) if need[3 + e] else None for e, w in enumerate(weights)]
+        g_gs = [torch.zeros_like(g) if need[3 + n + e] else None for e, g in enumerate(gs)]
+        g_biases = [torch.zeros_like(bias) if need[3 + 2 * n + e] else None for e, bias in enumerate(biases)]
+        for start, stop, j in ctx.runs:
+            run = grad[:, :, start:stop]  # (B, C, L, Y, X)
+            for e in range(n):
+                if g_probs is not None:
+                    g_probs[:, e:e + 1, start:stop] = (run * biases[e]).sum(1, keepdim=True)
+                if g_biases[e] is not None:
+                    g_biases[e] += (run * probs[:, e:e + 1, start:stop]).sum((0, 2, 3, 4), keepdim=True)
+                a = weights[e][:, :, start:stop]
+                for i in range(a.shape[1]):
+                    factor = gs[e][:, i, :, j:j + 1]  # (B, C, 1, Y, X)
+                    if g_weights[e] is not None:
+                        g_weights[e][:, i:i + 1, start:stop] = (run * factor).sum(1, keepdim=True)
+                    if g_gs[e] is not None:
+                        g_gs[e][:, i, :, j:j + 1] += (run * a[:, i:i + 1]).sum(2, keepdim=True)
+        return None, g_probs, None, *g_weights, *g_gs, *g_biases
 
 
 class TrilinearUpsampler(nn.Module):
