@@ -4,6 +4,7 @@
 #                the per-stage profile; the same with the encoder in bfloat16
 #   cli300.md    the whole command line on a 512 x 512 x 300 CT (ct_lung1/2_5mm stacked three times, cut to 300) at
 #                x4: wall time and peak RSS (/usr/bin/time), linear and DP-NSL with its encoder in float32 and in bfloat16
+#                (OLD_TREE=<checkout>: and that tree's default run)
 #   presets.md   the lean, mid (~2x lean's compute) and large (~4x) presets' speed, float32 and bfloat16
 #   train.md     training samples/s of the shipped recipe (200 steps after 20 of warm-up)
 #   clinical.md  the clinical and archive routes: a 512 x 512 x 61 CT DICOM series (ct_lung2_5mm written as DICOM) at
@@ -39,11 +40,14 @@ PY
   {
     echo "| run (512 x 512 x 300 CT, x4, 314 M output voxels) | wall (s) | peak RSS (GB) | output M voxels/s |"
     echo "|---|---|---|---|"
-    for run in "linear:--method linear" "DP-NSL, float32 encoder:--precision float32" \
-               "DP-NSL, bfloat16 encoder (the default on a CPU with AVX512-BF16):--precision bfloat16"; do
-      name=${run%%:*}; opts=${run#*:}
-      /usr/bin/time -f "%e %M" -o $tmp/time python -m DPNSLCore.upsample $tmp/ct300.nii.gz -o $tmp/out.nii.gz --scale 4 \
-        --quiet --overwrite $opts > /dev/null
+    runs=("linear:--method linear" "DP-NSL, float32 encoder:--precision float32"
+          "DP-NSL, bfloat16 encoder (the default on a CPU with AVX512-BF16):--precision bfloat16")
+    # OLD_TREE=<a checkout of an earlier commit>: its default run too, in the same session
+    [ -n "${OLD_TREE:-}" ] && runs+=("DP-NSL, bfloat16 encoder, the code of commit $(git -C $OLD_TREE rev-parse --short HEAD):--precision bfloat16")
+    for run in "${runs[@]}"; do
+      name=${run%%:*}; opts=${run#*:}; tree=.; [[ $name == *"of commit"* ]] && tree=$OLD_TREE
+      (cd $tree && /usr/bin/time -f "%e %M" -o $tmp/time python -m DPNSLCore.upsample $tmp/ct300.nii.gz \
+        -o $tmp/out.nii.gz --scale 4 --quiet --overwrite $opts > /dev/null)
       read -r wall kb < $tmp/time
       echo "| $name | $wall | $(python -c "print(f'{$kb / 1e6:.2f}')") | $(python -c "print(f'{1197 * 512 * 512 / $wall / 1e6:.2f}')") |"
     done
