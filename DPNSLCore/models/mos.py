@@ -252,6 +252,7 @@ class _SeparableMix(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
         n = ctx.n
+        grad = grad.contiguous()  # the decoder hands it back channels-last: per-run products are slow on that layout
         probs, *tensors = ctx.saved_tensors
         weights, gs, biases = tensors[:n], tensors[n:2 * n], tensors[2 * n:]
         need = ctx.needs_input_grad
