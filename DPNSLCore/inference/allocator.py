@@ -42,14 +42,16 @@ def keep_freed_memory() -> bool:
 
 
 @contextmanager
-def reuse_freed_memory() -> Iterator[None]:
+def reuse_freed_memory(*, release: bool = False) -> Iterator[None]:
     """Within: every block comes from the heap and goes back to it (``M_MMAP_MAX = 0``), so the next window or
-    training step reuses its pages without faulting them in again. On leaving: large blocks mapped again, and the
-    heap's free pages handed back (``malloc_trim``), so what the windows freed does not stay resident beside the
-    column's own arrays. Does nothing unless :func:`keep_freed_memory` was applied; nested, only the outermost acts.
+    training step reuses its pages without faulting them in again; after: large blocks mapped again. With
+    ``release``, leaving also hands the heap's free pages back (``malloc_trim``), so what the windows freed does not
+    stay resident beside a large column's own arrays. Does nothing unless :func:`keep_freed_memory` was applied;
+    nested, only the outermost acts.
 
-    The trim costs one page fault per page the next column's windows touch again: on the 512 x 512 x 300 CT at x4,
-    2.98 GB peak RSS instead of 3.75 GB for about 3 % more time (the same output bit for bit).
+    The release costs a page fault per page the next windows touch again, so the engine asks for it only for large
+    columns (:data:`DPNSLCore.inference.engine.RELEASE_COLUMN_BYTES`): on the 512 x 512 x 300 CT at x4, 3.04 GB peak
+    RSS instead of 3.77 GB for 8 % more time; on 60 x 384 x 384 at x4 it would cost 11 % and save nothing.
     """
     global _reusing
     libc = _libc() if _kept and not _reusing else None
@@ -63,7 +65,8 @@ def reuse_freed_memory() -> Iterator[None]:
     finally:
         _reusing = False
         libc.mallopt(_M_MMAP_MAX, _MMAP_MAX_DEFAULT)
-        libc.malloc_trim(0)
+        if release:
+            libc.malloc_trim(0)
 
 
 def _libc() -> ctypes.CDLL | None:

@@ -10,6 +10,7 @@ network (:func:`network_column`) itself walks the z windows of :mod:`.tiling` wi
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,6 +196,9 @@ def baseline_column(degradation: Degradation, method: str, clock: StageClock | N
 #: the network's arithmetic: "auto" (bfloat16 where the CPU computes it natively, else float32), float32, or bfloat16
 #: for the encoder's convolutions
 PRECISIONS = ("auto", "float32", "bfloat16")
+#: a column whose estimate f takes at least this many bytes hands the windows' freed heap back before its own stage
+#: (:func:`.allocator.reuse_freed_memory`); a smaller one keeps all of it in the heap (faster, nothing to save)
+RELEASE_COLUMN_BYTES = 128 << 20
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -303,11 +307,17 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
     def column(y_read, keep_y, keep_x, tick):
         y_n = normalizer.forward(y_read)
         wide_y, wide_x = _widen(keep_y, reach, y_read.shape[1]), _widen(keep_x, reach, y_read.shape[2])
+        large = degradation.n_hr * (wide_y.stop - wide_y.start) * (wide_x.stop - wide_x.start) * 4 \
+            >= RELEASE_COLUMN_BYTES
+        with reuse_freed_memory() if not large else nullcontext():  # a small column: all of it in the heap
+            return _column(y_read, y_n, keep_y, keep_x, wide_y, wide_x, tick, large)
+
+    def _column(y_read, y_n, keep_y, keep_x, wide_y, wide_x, tick, large):
         h, w = y_n[0, wide_y, wide_x].shape
         f = torch.empty(degradation.n_hr, h, w)
         routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
         with torch.inference_mode():
-            with reuse_freed_memory():
+            with reuse_freed_memory(release=large):  # a large column: only the windows, then handed back
                 for win in windows:
                     with clock("network"):
                         fw, rw = window_f(y_n, win, wide_y, wide_x)
