@@ -1,6 +1,6 @@
 """glibc allocator control: the network's windows reuse freed heap memory, everything else is mapped as glibc maps it
-by default, and leaving the windows hands the heap's free pages back. Each case runs in a fresh interpreter (the
-settings are process-wide)."""
+by default, and leaving the windows of a large column hands the heap's free pages back. Each case runs in a fresh
+interpreter (the settings are process-wide)."""
 
 import ctypes
 import subprocess
@@ -51,22 +51,27 @@ def _run(body: str) -> list[int]:
     return [int(v) for v in out.stdout.split()]
 
 
-def test_only_the_windows_keep_large_blocks_in_the_heap_and_leaving_them_gives_the_pages_back():
-    outside, inner_nested, inside, resident, after_leaving, after = _run("""
+def test_only_the_windows_keep_large_blocks_in_the_heap_and_a_release_gives_the_pages_back():
+    outside, inner_nested, inside, resident, after_release, after, kept = _run("""
         assert keep_freed_memory()
         outside = mapped_by(64 * MB)
-        with reuse_freed_memory():
+        with reuse_freed_memory(release=True):
             with reuse_freed_memory():  # nested: the inner one must leave the outer one's setting
                 inner_nested = mapped_by(64 * MB)
             inside = mapped_by(64 * MB)
             block = np.ones(512 * MB, np.uint8)  # in the heap; freed, its pages stay resident
             del block
             resident = rss()
-        print(outside, inner_nested, inside, resident, rss(), mapped_by(64 * MB))
+        after_release, after = rss(), mapped_by(64 * MB)
+        with reuse_freed_memory():  # without release the freed heap stays resident for the next windows
+            block = np.ones(512 * MB, np.uint8)
+            del block
+        print(outside, inner_nested, inside, resident, after_release, after, rss() - after_release)
     """)
     assert outside == 64 and after == 64  # mapped, as by default
     assert inner_nested == 0 and inside == 0  # from the heap, reusable
-    assert after_leaving < resident - 400  # the 512 MB the window freed went back to the OS
+    assert after_release < resident - 400  # the 512 MB the windows freed went back to the OS
+    assert kept > 400
 
 
 def test_without_keep_freed_memory_nothing_changes():

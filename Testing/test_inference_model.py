@@ -39,6 +39,28 @@ def test_non_integer_and_profile_acquisitions_are_consistent(model, ct, kind, sc
     assert result.consistency_error <= 1e-5 * np.abs(ct).max()
 
 
+def test_only_a_large_column_hands_the_windows_heap_back(model, ct, monkeypatch):
+    """The allocator policy per column: a large one keeps the heap for its windows only and releases it after; a
+    small one keeps all of its work in the heap. The output is the same either way."""
+    from DPNSLCore.inference import engine
+
+    asked = []
+    real = engine.reuse_freed_memory
+
+    def spy(*, release=False):
+        asked.append(release)
+        return real(release=release)
+
+    monkeypatch.setattr(engine, "reuse_freed_memory", spy)
+    outputs = []
+    for threshold, expected in ((1, [True]), (1 << 40, [False, False])):
+        monkeypatch.setattr(engine, "RELEASE_COLUMN_BYTES", threshold)
+        asked.clear()
+        outputs.append(upsample(ct, 3, model=model, device="cpu", calibrate=False, tiling={"tile_size": 64}).volume)
+        assert asked == expected
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
 def test_result_does_not_depend_on_tile_size(model, ct):
     whole = upsample(ct, 3, model=model, device="cpu", return_parts=True, tiling={"tile_size": 64})
     for tile in (7, 16):
