@@ -50,8 +50,8 @@ def reuse_freed_memory(*, release: bool = False) -> Iterator[None]:
     nested, only the outermost acts.
 
     The release costs a page fault per page the next windows touch again, so the engine asks for it only for large
-    columns (:data:`DPNSLCore.inference.engine.RELEASE_COLUMN_BYTES`): on the 512 x 512 x 300 CT at x4, 3.04 GB peak
-    RSS instead of 3.77 GB for 8 % more time; on 60 x 384 x 384 at x4 it would cost 11 % and save nothing.
+    columns (:data:`DPNSLCore.inference.engine.RELEASE_COLUMN_BYTES`): on the 512 x 512 x 300 CT at x4, 3.01 GB peak
+    RSS instead of 4.04 GB for 7 % more time; on 60 x 384 x 384 at x4 it would cost 11 % and save nothing.
     """
     global _reusing
     libc = _libc() if _kept and not _reusing else None
