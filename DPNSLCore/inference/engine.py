@@ -307,17 +307,13 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
     def column(y_read, keep_y, keep_x, tick):
         y_n = normalizer.forward(y_read)
         wide_y, wide_x = _widen(keep_y, reach, y_read.shape[1]), _widen(keep_x, reach, y_read.shape[2])
-        large = degradation.n_hr * (wide_y.stop - wide_y.start) * (wide_x.stop - wide_x.start) * 4 \
-            >= RELEASE_COLUMN_BYTES
-        with reuse_freed_memory() if not large else nullcontext():  # a small column: all of it in the heap
-            return _column(y_read, y_n, keep_y, keep_x, wide_y, wide_x, tick, large)
-
-    def _column(y_read, y_n, keep_y, keep_x, wide_y, wide_x, tick, large):
         h, w = y_n[0, wide_y, wide_x].shape
-        f = torch.empty(degradation.n_hr, h, w)
-        routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
-        with torch.inference_mode():
-            with reuse_freed_memory(release=large):  # a large column: only the windows, then handed back
+        large = degradation.n_hr * h * w * 4 >= RELEASE_COLUMN_BYTES
+        # a small column keeps all of its work in the heap; a large one only its windows, then hands that back
+        with nullcontext() if large else reuse_freed_memory(), torch.inference_mode():
+            f = torch.empty(degradation.n_hr, h, w)
+            routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
+            with reuse_freed_memory(release=large):
                 for win in windows:
                     with clock("network"):
                         fw, rw = window_f(y_n, win, wide_y, wide_x)
