@@ -356,3 +356,20 @@ def test_the_band_solve_leaves_its_right_hand_side_unchanged():
     before = rhs.clone()
     band_cholesky_solve(factor, rhs)
     assert bool(ok.all()) and torch.equal(rhs, before)
+
+
+def test_the_band_cholesky_refuses_matrices_that_are_not_positive_definite():
+    """Each matrix of the batch is judged on its own: a zero or negative pivot anywhere (the last row included, where
+    no later division would turn it into a NaN) or a NaN marks that matrix unsolved and leaves the others alone."""
+    from DPNSLCore.ops.banded import band_cholesky, band_cholesky_solve
+
+    good = torch.tensor([[4.0, 5.0, 6.0], [1.0, 1.0, 0.0]], dtype=torch.float64)  # tridiagonal, diagonally dominant
+    bands = torch.stack([good, good.clone(), good.clone(), good.clone()])  # (k, p + 1, m)
+    bands[1] = torch.tensor([[1.0, 2.0, 1.0], [1.0, 1.0, 0.0]])  # exactly singular: the last pivot is 1 - 1 = 0
+    bands[2, 0, 0] = -1.0  # a negative first pivot
+    bands[3, 1, 1] = float("nan")
+    factor, ok = band_cholesky(bands)
+    assert ok.tolist() == [True, False, False, False]
+    dense = torch.diag(good[0]) + torch.diag(good[1, :2], -1) + torch.diag(good[1, :2], 1)
+    rhs = torch.randn(4, 3, dtype=torch.float64)
+    assert torch.allclose(band_cholesky_solve(factor[:1], rhs[:1])[0], torch.linalg.solve(dense, rhs[0]))

@@ -173,3 +173,28 @@ def test_engine_counts_the_voxels_an_integer_output_type_cannot_hold():
     floats = run_volume(y, 0, make_degradation("decimate", 2, 4), column, halo=0, tiling=TilingOptions(2),
                         steps_per_column=1)
     assert floats.type_clipped == 0 and floats.output.max() == 300.0
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.uint8, np.int8, np.float32])
+def test_engine_converts_to_the_output_type_as_numpy_rint_and_clip(dtype):
+    """The conversion runs in torch for speed; it must round half to even and clip exactly as numpy would."""
+    def column(y_read, keep_y, keep_x, tick):
+        y = y_read[:, keep_y, keep_x]
+        hr = torch.repeat_interleave(y, 2, dim=0)[:-1]
+        hr[1::2] = (torch.arange(hr[1::2].numel()) * 1337.25 - 70000.0).view_as(hr[1::2])  # exact in float32
+        hr[1, 0, :4] = torch.tensor([0.5, 1.5, -0.5, 2.5])  # ties: 0, 2, -0, 2
+        return ColumnResult(hr)
+
+    y = np.full((4, 3, 5), 7, dtype)
+    out = run_volume(y, 0, make_degradation("decimate", 2, 4), column, halo=0, tiling=TilingOptions(8),
+                     steps_per_column=1, out_dtype=np.dtype(dtype))  # one tile
+    hr = np.repeat(y.astype(np.float32), 2, axis=0)[:-1]
+    hr[1::2] = (np.arange(hr[1::2].size) * 1337.25 - 70000.0).reshape(hr[1::2].shape)
+    hr[1, 0, :4] = [0.5, 1.5, -0.5, 2.5]
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        expected = np.clip(np.rint(hr), info.min, info.max).astype(dtype)
+        assert out.type_clipped == int(np.count_nonzero((np.rint(hr) < info.min) | (np.rint(hr) > info.max))) > 0
+    else:
+        expected = hr
+    np.testing.assert_array_equal(out.output, expected)

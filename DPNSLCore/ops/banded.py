@@ -159,28 +159,27 @@ def band_cholesky(bands: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         (factor, ok): factor (k, p + 1, m), the bands of L in the same layout (``[:, 0]`` its diagonal); ok (k,)
         False for a matrix that is not (numerically) positive definite or not finite: its factor is meaningless and
         the caller treats that system as unsolved (no exception, so one bad column does not stop the others).
+
+    The loop over rows is Python, vectorised over the k matrices, so its cost is the number of tensor operations per
+    row: each is one in-place operation on a row view taken before the loop (a tridiagonal system, p = 1, takes three
+    per row). A pivot that is not positive gives a NaN root, which spreads to the rest of that matrix's factor and is
+    caught by the final check.
     """
     k, width, m = bands.shape
     p = width - 1
     low = bands.permute(2, 1, 0).contiguous()  # (m, p + 1, k): each row's entries contiguous over the matrices
     if low.data_ptr() == bands.data_ptr():
         low = low.clone()  # the caller's bands were already in this layout: never modify them
-    ok = torch.isfinite(low).all(dim=0).all(dim=0)
+    entry = [low[:, d].unbind(0) for d in range(width)]  # entry[d][i]: the view of L[i + d, i] (then S[i + d, i])
     for i in range(m):
-        pivot = low[i, 0]
-        good = pivot > 0  # False for NaN
-        ok &= good
-        root = torch.where(good, pivot, torch.ones_like(pivot)).sqrt()
-        low[i, 0] = root
+        root = entry[0][i].sqrt_()
         reach = min(p, m - 1 - i)
-        if reach == 0:
-            continue
-        col = low[i, 1:reach + 1] / root  # L[i + d, i], d = 1..reach
-        low[i, 1:reach + 1] = col
+        for d in range(1, reach + 1):
+            entry[d][i].div_(root)  # L[i + d, i]
         for d in range(1, reach + 1):  # S[i + d + e, i + d] -= L[i + d + e, i] L[i + d, i]
-            span = reach - d + 1
-            low[i + d, :span] -= col[d - 1:d - 1 + span] * col[d - 1:d]
-    ok &= torch.isfinite(low).all(dim=0).all(dim=0)  # an infinite pivot passed "> 0"
+            for e in range(reach - d + 1):
+                entry[e][i + d].addcmul_(entry[d + e][i], entry[d][i], value=-1.0)
+    ok = (torch.isfinite(low).all(dim=0).all(dim=0) & (low[:, 0] > 0).all(dim=0))  # NaN > 0 is False
     return low.permute(2, 1, 0), ok
 
 
@@ -198,15 +197,14 @@ def band_cholesky_solve(factor: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor
     p = width - 1
     z = rhs.T.clone(memory_format=torch.contiguous_format)  # (m, k), a copy: rows contiguous, rhs untouched
     bands = factor.permute(2, 1, 0).contiguous()  # (m, p + 1, k or 1)
-    diagonal = bands[:, 0]
+    entry = [bands[:, d].unbind(0) for d in range(width)]
+    row = z.unbind(0)
     for i in range(m):  # forward: L u = rhs
-        z[i] /= diagonal[i]
-        reach = min(p, m - 1 - i)
-        if reach:
-            z[i + 1:i + 1 + reach] -= bands[i, 1:reach + 1] * z[i]
+        row[i].div_(entry[0][i])
+        for d in range(1, min(p, m - 1 - i) + 1):
+            row[i + d].addcmul_(entry[d][i], row[i], value=-1.0)
     for i in range(m - 1, -1, -1):  # backward: L^T z = u
-        reach = min(p, m - 1 - i)
-        if reach:
-            z[i] -= (bands[i, 1:reach + 1] * z[i + 1:i + 1 + reach]).sum(0)
-        z[i] /= diagonal[i]
+        for d in range(1, min(p, m - 1 - i) + 1):
+            row[i].addcmul_(entry[d][i], row[i + d], value=-1.0)
+        row[i].div_(entry[0][i])
     return z.T
