@@ -61,6 +61,16 @@ def test_z_windows_partition_the_hr_slices(n_lr, scale, window, halo):
     assert (covered == 1).all()
 
 
+def test_z_windows_are_balanced():
+    """No window is a sliver (its halo work wasted) and the largest, which sets the peak memory, is as small as the
+    window count allows: 300 observed slices by 48 give seven windows owning 42 or 43 observed slices each."""
+    deg = make_degradation("profile", 4, 300)
+    windows = plan_z_windows(300, deg.n_hr, 4, 48, 10)
+    owned = [w.read_stop - w.read_start - (w.read_start > 0) * 10 - (w.read_stop < 300) * 10 for w in windows]
+    assert len(windows) == 7 and owned == [42, 43, 43, 43, 43, 43, 43] and max(w.read_stop - w.read_start
+                                                                              for w in windows) == 63
+
+
 @pytest.mark.parametrize("config", [LEAN, HR_HEADS], ids=["lean", "hr-heads"])
 @pytest.mark.parametrize("kind,scale", [("decimate", 3), ("sample", 2.5), ("profile", 2)])
 def test_result_does_not_depend_on_tiles_or_z_windows(config, kind, scale):

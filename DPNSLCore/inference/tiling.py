@@ -120,16 +120,19 @@ class ZWindow:
 def plan_z_windows(n_lr: int, n_hr: int, scale: float, window: int, halo: int) -> list[ZWindow]:
     """Windows that partition the HR slices; each reads its core observed slices plus ``halo`` on each side.
 
-    HR slice k (at observed position p = k / scale) belongs to the window whose core ``[a, a + window)`` contains
-    p; the last window also takes the HR tail past the last observed slice. The read span covers
-    ``[p - halo, p + halo]`` for every owned p (clipped to the volume): ``halo`` is the z receptive radius in
+    The cores are balanced as :func:`plan_tiles`'s (300 observed slices with window 48 give seven cores of 42 or 43
+    slices, not six of 48 and a sliver of 12): as many windows, so the same halo work, and a smaller largest window,
+    which sets the network's peak memory. HR slice k (at observed position p = k / scale) belongs to the window whose
+    core ``[a, b)`` contains p; the last window also takes the HR tail past the last observed slice. The read span
+    covers ``[p - halo, p + halo]`` for every owned p (clipped to the volume): ``halo`` is the z receptive radius in
     observed slices, counted from the HR position.
     """
     if window < 1:
         raise ValueError(f"`z_window` must be >= 1 observed slice, got {window}")
+    count = math.ceil(n_lr / window)
+    cores = [n_lr * i // count for i in range(count + 1)]  # cores differ by at most one slice
     out = []
-    for a in range(0, n_lr, window):
-        b = min(a + window, n_lr)
+    for a, b in zip(cores[:-1], cores[1:], strict=True):
         k0 = int(math.ceil(a * scale - 1e-9))
         k1 = n_hr if b == n_lr else int(math.ceil(b * scale - 1e-9))
         if k1 > k0:
