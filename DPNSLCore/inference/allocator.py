@@ -78,6 +78,17 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+@contextmanager
+def released_on_leaving() -> Iterator[None]:
+    """Within: nothing changes; leaving (also on an error): :func:`release_freed_memory`. For a stage whose
+    temporaries below glibc's mapping threshold (the bounds step's 20 MB column chunks) would otherwise stay resident
+    as holes in the heap that the next stage cannot fill."""
+    try:
+        yield
+    finally:
+        release_freed_memory()
+
+
 def release_freed_memory() -> bool:
     """Return the heap's free pages to the OS now (glibc ``malloc_trim``); True when something was released.
 

@@ -10,7 +10,6 @@ network (:func:`network_column`) itself walks the z windows of :mod:`.tiling` wi
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +21,7 @@ from ..ops.baselines import interpolate
 from ..ops.bounds import BoundsReport, IntensityBounds, keep_in_bounds
 from ..ops.destripe import DestripeOptions
 from ..ops.operators import Degradation
-from .allocator import release_freed_memory, reuse_freed_memory
+from .allocator import release_freed_memory, released_on_leaving, reuse_freed_memory
 from .ensemble import check_ensemble, ensemble_average
 from .tiling import CancelFn, Cancelled, ProgressFn, TilingOptions, ZWindow, plan_tiles, plan_z_windows
 from .timing import StageClock
@@ -182,6 +181,7 @@ def run_volume(array: np.ndarray, slice_axis: int, degradation: Degradation, col
         if tiling.release_memory:
             release_freed_memory()
         tick_tile("written")
+    release_freed_memory()  # what the tiles freed stays out of what follows (writing the output copies it once more)
     return VolumeResult(output, anchor, detail, routing, error, report, type_clipped)
 
 
@@ -314,8 +314,9 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
         wide_y, wide_x = _widen(keep_y, reach, y_read.shape[1]), _widen(keep_x, reach, y_read.shape[2])
         h, w = y_n[0, wide_y, wide_x].shape
         large = degradation.n_hr * h * w * 4 >= RELEASE_COLUMN_BYTES
-        # a small column keeps all of its work in the heap; a large one only its windows, then hands that back
-        with nullcontext() if large else reuse_freed_memory(), torch.inference_mode():
+        # a small column keeps all of its work in the heap; a large one only its windows, hands that back, and hands
+        # back what its own stage (projection, destripe, bounds) freed on leaving
+        with released_on_leaving() if large else reuse_freed_memory(), torch.inference_mode():
             f = torch.empty(degradation.n_hr, h, w)
             routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
             with reuse_freed_memory(release=large):
