@@ -81,3 +81,16 @@ def test_without_keep_freed_memory_nothing_changes():
         print(inside)
     """)
     assert inside == 64
+
+
+def test_released_on_leaving_hands_the_heap_back_on_leaving_and_on_an_error(monkeypatch):
+    from DPNSLCore.inference import allocator
+
+    calls = []
+    monkeypatch.setattr(allocator, "release_freed_memory", lambda: calls.append("trim") or True)
+    with allocator.released_on_leaving():
+        assert calls == []  # nothing on entering
+    assert calls == ["trim"]
+    with pytest.raises(KeyError), allocator.released_on_leaving():
+        raise KeyError("a stage failed")
+    assert calls == ["trim", "trim"]

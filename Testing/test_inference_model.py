@@ -40,24 +40,31 @@ def test_non_integer_and_profile_acquisitions_are_consistent(model, ct, kind, sc
 
 
 def test_only_a_large_column_hands_the_windows_heap_back(model, ct, monkeypatch):
-    """The allocator policy per column: a large one keeps the heap for its windows only and releases it after; a
-    small one keeps all of its work in the heap. The output is the same either way."""
+    """The allocator policy per column: a large one keeps the heap for its windows only, releases it after them and
+    again after its own stage (projection, destripe, bounds); a small one keeps all of its work in the heap. The run
+    releases once more before returning. The output is the same either way."""
     from DPNSLCore.inference import engine
 
-    asked = []
-    real = engine.reuse_freed_memory
+    asked, released = [], []
+    real_reuse, real_leaving = engine.reuse_freed_memory, engine.released_on_leaving
 
     def spy(*, release=False):
         asked.append(release)
-        return real(release=release)
+        return real_reuse(release=release)
+
+    def spy_leaving():
+        asked.append("column")
+        return real_leaving()
 
     monkeypatch.setattr(engine, "reuse_freed_memory", spy)
+    monkeypatch.setattr(engine, "released_on_leaving", spy_leaving)
+    monkeypatch.setattr(engine, "release_freed_memory", lambda: released.append(True))
     outputs = []
-    for threshold, expected in ((1, [True]), (1 << 40, [False, False])):
+    for threshold, expected in ((1, ["column", True]), (1 << 40, [False, False])):
         monkeypatch.setattr(engine, "RELEASE_COLUMN_BYTES", threshold)
-        asked.clear()
+        asked.clear(), released.clear()
         outputs.append(upsample(ct, 3, model=model, device="cpu", calibrate=False, tiling={"tile_size": 64}).volume)
-        assert asked == expected
+        assert asked == expected and released == [True]
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
