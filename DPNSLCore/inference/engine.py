@@ -202,7 +202,8 @@ def baseline_column(degradation: Degradation, method: str, clock: StageClock | N
 #: for the encoder's convolutions
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: a column whose estimate f takes at least this many bytes hands the windows' freed heap back before its own stage
-#: (:func:`.allocator.reuse_freed_memory`); a smaller one keeps all of it in the heap (faster, nothing to save)
+#: (:func:`.allocator.reuse_freed_memory`) and what that stage freed after it (:func:`.allocator.released_on_leaving`);
+#: a smaller one keeps all of it in the heap (faster, nothing to save)
 RELEASE_COLUMN_BYTES = 128 << 20
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
