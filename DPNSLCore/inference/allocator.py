@@ -66,7 +66,7 @@ def reuse_freed_memory(*, release: bool = False) -> Iterator[None]:
         _reusing = False
         libc.mallopt(_M_MMAP_MAX, _MMAP_MAX_DEFAULT)
         if release:
-            libc.malloc_trim(0)
+            release_freed_memory()
 
 
 def _libc() -> ctypes.CDLL | None:

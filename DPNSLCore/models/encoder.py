@@ -26,10 +26,8 @@ def fast_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[i
         return _DepthwiseConv3d.apply(x, weight, bias, tuple(padding))
     if x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16) and weight.dtype == x.dtype \
             and torch.backends.mkldnn.is_available():
-        cl = torch.channels_last_3d
         try:
-            return torch.mkldnn_convolution(x.contiguous(memory_format=cl), weight.contiguous(memory_format=cl),
-                                            bias, list(padding), [1, 1, 1], [1, 1, 1], groups)
+            return _mkldnn_conv(x, weight, bias, padding, groups)
         except (AttributeError, RuntimeError):  # a build without this oneDNN entry point: use conv3d
             pass
     return tf.conv3d(x, weight, bias, padding=padding, groups=groups)
@@ -75,6 +73,7 @@ class _DepthwiseConv3d(torch.autograd.Function):
 
 
 def _mkldnn_conv(x: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[int, ...], groups: int) -> Tensor:
+    """oneDNN's stride-1 3D convolution on channels-last operands (the layout it computes in)."""
     cl = torch.channels_last_3d
     return torch.mkldnn_convolution(x.contiguous(memory_format=cl), weight.contiguous(memory_format=cl), bias,
                                     list(padding), [1, 1, 1], [1, 1, 1], groups)
