@@ -61,6 +61,14 @@ def test_the_average_keeps_non_square_shapes_and_leading_dims():
     torch.testing.assert_close(out, y[:, :, :2] ** 2)
 
 
+@pytest.mark.parametrize("size", [1, 4])
+def test_a_part_not_asked_for_stays_none(size):
+    y = torch.rand(1, 1, 3, 5, 5)
+    out, missing = ensemble_average(lambda t: (t * 2, None), y, size)
+    assert missing is None
+    torch.testing.assert_close(out, y * 2)
+
+
 def test_the_average_never_writes_into_what_fn_returned():
     kept = torch.arange(24, dtype=torch.float32).reshape(1, 2, 3, 4)
     before = kept.clone()

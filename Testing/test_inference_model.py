@@ -40,9 +40,10 @@ def test_non_integer_and_profile_acquisitions_are_consistent(model, ct, kind, sc
 
 
 def test_only_a_large_column_hands_the_windows_heap_back(model, ct, monkeypatch):
-    """The allocator policy per column: a large one keeps the heap for its windows only, releases it after them and
-    again after its own stage (projection, destripe, bounds); a small one keeps all of its work in the heap. The run
-    releases once more before returning. The output is the same either way."""
+    """The allocator policy per column: a large one runs windows of at most LARGE_COLUMN_Z_WINDOW observed slices,
+    keeps the heap for its windows only, releases it after them and again after its own stage (projection,
+    destripe, bounds); a small one keeps all of its work in the heap and the z window asked for. The run releases
+    once more before returning. The output is the same either way, and so is the progress count."""
     from DPNSLCore.inference import engine
 
     asked, released = [], []
@@ -59,12 +60,19 @@ def test_only_a_large_column_hands_the_windows_heap_back(model, ct, monkeypatch)
     monkeypatch.setattr(engine, "reuse_freed_memory", spy)
     monkeypatch.setattr(engine, "released_on_leaving", spy_leaving)
     monkeypatch.setattr(engine, "release_freed_memory", lambda: released.append(True))
-    outputs = []
-    for threshold, expected in ((1, ["column", True]), (1 << 40, [False, False])):
+    monkeypatch.setattr(engine, "LARGE_COLUMN_Z_WINDOW", 3)
+    outputs, messages = [], []
+    for threshold, expected, windows in ((1, ["column", True], ["slices"] * 3), (1 << 40, [False, False],
+                                                                                   ["slices"] + ["network done"] * 2)):
         monkeypatch.setattr(engine, "RELEASE_COLUMN_BYTES", threshold)
         asked.clear(), released.clear()
-        outputs.append(upsample(ct, 3, model=model, device="cpu", calibrate=False, tiling={"tile_size": 64}).volume)
+        messages.clear()
+        outputs.append(upsample(ct, 3, model=model, device="cpu", calibrate=False, tiling={"tile_size": 64},
+                                progress=lambda _, message: messages.append(message)).volume)
         assert asked == expected and released == [True]
+        # 9 observed slices: three windows of 3 (each reads all 9 with its halo), or one of 9 and two padding ticks
+        steps = [m.split(": ", 1)[1] for m in messages]
+        assert ["slices" if m.startswith("slices") else m for m in steps] == [*windows, "written"]
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 

@@ -199,6 +199,34 @@ def test_banded_inference_equals_single_pass(cfg: ModelConfig) -> None:
     torch.testing.assert_close(r_band, r_grad.detach(), rtol=1e-12, atol=1e-12)
 
 
+def test_banded_inference_with_a_bfloat16_encoder_converts_each_band_to_the_same_values() -> None:
+    """The no-grad bands take the encoder's bfloat16 features and convert band by band (no whole-window float32
+    copy): the result is the single pass's, which converts the whole map at once, to float32 round-off."""
+    est = seeded_model(preset("lean")).estimator.eval()
+    y = make_input(5, 14)
+    positions = torch.arange(12, dtype=torch.float64) / 3
+    f_one, r_one = est(y, positions, 3.0, encoder_dtype=torch.bfloat16)  # autograd on: one band
+    est.band_voxels = 1
+    with torch.no_grad():
+        f_band, r_band = est(y, positions, 3.0, encoder_dtype=torch.bfloat16)
+        f_fp32, _ = est(y, positions, 3.0)
+    torch.testing.assert_close(f_band, f_one.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(r_band, r_one.detach(), rtol=1e-5, atol=1e-6)
+    assert f_band.dtype == torch.float32 and (f_band - f_fp32).abs().max() > 1e-6  # bfloat16 did run
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["bands", "one_pass"])
+def test_routing_not_asked_for_is_none_and_f_is_unchanged(grad: bool) -> None:
+    est = seeded_model(preset("lean")).estimator.eval()
+    y = make_input(4, 12)
+    positions = torch.arange(10, dtype=torch.float64) / 3
+    with torch.set_grad_enabled(grad):
+        f, routing = est(y, positions, 3.0)
+        f_alone, none = est(y, positions, 3.0, routing=False)
+    assert routing is not None and none is None
+    torch.testing.assert_close(f_alone, f, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("cfg", [preset("lean"), tiny()], ids=["lean", "paper_tiny"])
 def test_float32_fast_path_matches_float64(cfg: ModelConfig) -> None:
     """float32 on CPU runs the oneDNN convs and in-place inference kernels; float64 runs the reference ones."""

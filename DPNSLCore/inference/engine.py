@@ -205,6 +205,12 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 #: (:func:`.allocator.reuse_freed_memory`) and what that stage freed after it (:func:`.allocator.released_on_leaving`);
 #: a smaller one keeps all of it in the heap (faster, nothing to save)
 RELEASE_COLUMN_BYTES = 128 << 20
+#: a large column's z windows read at most this many observed slices (fewer if ``TilingOptions.z_window`` says so):
+#: a window's working set is its encoder's feature maps, which grow with the slices it reads (a 236 x 236 window
+#: reading 68 slices: about 1.0-1.3 GB in bfloat16, reading 44: 0.7-0.8 GB, the same seconds per output slice);
+#: on the 512 x 512 x 300 CT at x4 that set is the run's peak. Small columns keep the wider windows (fewer halo
+#: slices read again: 8 % faster on 60 x 384 x 384). Any window gives the same output.
+LARGE_COLUMN_Z_WINDOW = 24
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -280,12 +286,12 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
     """Column function of a DP-NSL model and the number of progress ticks per column (read with
     :func:`network_halo`).
 
-    The estimator runs on z windows (:func:`.tiling.plan_z_windows`) read with its z receptive radius as halo and
-    asked for the HR slices it owns plus the HR margin its HR-resolution convs need; the model's own anchor and
-    projection (:meth:`DPNSL.assemble`) then run on the whole column, in the input's units; with ``destripe`` the
-    detail's phase-locked part is removed (:mod:`DPNSLCore.ops.destripe`, on the core widened by its reach, so the
-    result does not depend on the tiles); the detail is scaled by ``detail_gain`` (:mod:`.calibrate`); and the
-    output is kept inside ``bounds``
+    The estimator runs on z windows (:func:`.tiling.plan_z_windows`; at most :data:`LARGE_COLUMN_Z_WINDOW` observed
+    slices in a large column) read with its z receptive radius as halo and asked for the HR slices it owns plus the
+    HR margin its HR-resolution convs need; the model's own anchor and projection (:meth:`DPNSL.assemble`) then run
+    on the whole column, in the input's units; with ``destripe`` the detail's phase-locked part is removed
+    (:mod:`DPNSLCore.ops.destripe`, on the core widened by its reach, so the result does not depend on the tiles);
+    the detail is scaled by ``detail_gain`` (:mod:`.calibrate`); and the output is kept inside ``bounds``
     (:func:`DPNSLCore.ops.bounds.keep_in_bounds`). With ``ensemble`` N > 1 the estimate of each window is the mean
     over N in-plane flips/transposes of it (:mod:`.ensemble`), before the projection. A x = y holds throughout.
     ``clock`` (:class:`.timing.StageClock`) is charged the network, projection, destripe and bounds seconds.
@@ -295,8 +301,9 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
     encoder_dtype = encoder_dtype_of(precision)
     clock = clock or StageClock()
     estimator = model.estimator
-    windows = plan_z_windows(degradation.n_lr, degradation.n_hr, degradation.scale, tiling.z_window,
-                             estimator.z_receptive_radius)
+    windows, large_windows = (plan_z_windows(degradation.n_lr, degradation.n_hr, degradation.scale, size,
+                                             estimator.z_receptive_radius)
+                              for size in (tiling.z_window, min(tiling.z_window, LARGE_COLUMN_Z_WINDOW)))
     margin = estimator.hr_z_margin
     positions = torch.as_tensor(degradation.hr_positions, dtype=torch.float64)
 
@@ -304,9 +311,10 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
         lo, hi = max(0, w.hr_start - margin), min(degradation.n_hr, w.hr_stop + margin)
         chunk = y_n[w.read_start:w.read_stop][None, None].to(device)
         f, r = ensemble_average(lambda c: estimator(c, positions[lo:hi] - w.read_start, degradation.scale,
-                                                    encoder_dtype=encoder_dtype), chunk, ensemble)
+                                                    encoder_dtype=encoder_dtype, routing=parts), chunk, ensemble)
         sel = slice(w.hr_start - lo, w.hr_stop - lo)
-        return f[0, 0, sel, keep_y, keep_x].float().cpu(), r[0, :, sel, keep_y, keep_x].float().cpu()
+        r = None if r is None else r[0, :, sel, keep_y, keep_x].float().cpu()
+        return f[0, 0, sel, keep_y, keep_x].float().cpu(), r
 
     reach = destripe.radius if destripe is not None else 0
 
@@ -315,13 +323,14 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
         wide_y, wide_x = _widen(keep_y, reach, y_read.shape[1]), _widen(keep_x, reach, y_read.shape[2])
         h, w = y_n[0, wide_y, wide_x].shape
         large = degradation.n_hr * h * w * 4 >= RELEASE_COLUMN_BYTES
-        # a small column keeps all of its work in the heap; a large one only its windows, hands that back, and hands
-        # back what its own stage (projection, destripe, bounds) freed on leaving
+        # a small column keeps all of its work in the heap; a large one runs shorter windows, keeps only their work,
+        # hands that back, and hands back what its own stage (projection, destripe, bounds) freed on leaving
         with released_on_leaving() if large else reuse_freed_memory(), torch.inference_mode():
             f = torch.empty(degradation.n_hr, h, w)
             routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
+            plan = large_windows if large else windows
             with reuse_freed_memory(release=large):
-                for win in windows:
+                for win in plan:
                     with clock("network"):
                         fw, rw = window_f(y_n, win, wide_y, wide_x)
                     f[win.hr_start:win.hr_stop] = fw
@@ -329,6 +338,8 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
                         routing[:, win.hr_start:win.hr_stop] = rw
                     del fw, rw  # views of the window's whole output: freed before the next window allocates its own
                     tick(f"slices {win.read_start}-{win.read_stop} of {degradation.n_lr}")
+            for _ in range(len(large_windows) - len(plan)):  # every column reports the same number of ticks
+                tick("network done")
             out, anchor, detail = model.assemble(y_read[:, wide_y, wide_x], f, degradation,
                                                  f_scale=normalizer.scale, f_offset=normalizer.offset,
                                                  destripe=destripe, detail_gain=detail_gain, clock=clock)
@@ -348,4 +359,4 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
                     detail = out - anchor  # output = anchor + detail still holds
         return ColumnResult(out, anchor if parts else None, detail if parts else None, routing, report)
 
-    return column, len(windows)
+    return column, len(large_windows)

@@ -55,14 +55,16 @@ def ensemble_average(fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], y: 
     """The mean over the first ``size`` in-plane symmetries g of g⁻¹ fn(g y), for each tensor ``fn`` returns.
 
     ``fn`` maps a (..., Z, Y, X) tensor to tensors whose last two dims are that input's (Y, X) (any leading dims,
-    any Z); ``size`` 1 is ``fn(y)`` itself. The sum is kept in float32 and divided once.
+    any Z), or None (a part not asked for: None in the result too); ``size`` 1 is ``fn(y)`` itself. The sum is kept
+    in float32 and divided once.
     """
     check_ensemble(size)
     if size == 1:
         return fn(y)
-    total: list[torch.Tensor] | None = None
+    total: list[torch.Tensor | None] | None = None
     for transpose, dims in _SYMMETRIES[:size]:
-        outs = [_inverse(o, transpose, dims).float() for o in fn(_forward(y, transpose, dims))]
+        outs = [None if o is None else _inverse(o, transpose, dims).float() for o in fn(_forward(y, transpose, dims))]
         # the first pass is copied: the sums are made in place and must never write into what fn returned
-        total = [o.clone() for o in outs] if total is None else [t.add_(o) for t, o in zip(total, outs, strict=True)]
-    return tuple(t.div_(size) for t in total)
+        total = [None if o is None else o.clone() for o in outs] if total is None \
+            else [None if t is None else t.add_(o) for t, o in zip(total, outs, strict=True)]
+    return tuple(None if t is None else t.div_(size) for t in total)

@@ -57,7 +57,7 @@ class NullSpaceEstimator(nn.Module):
         return upsampler + self.decoder.radius
 
     def forward(self, y: Tensor, hr_positions: Tensor, scale: float, *,
-                encoder_dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+                encoder_dtype: torch.dtype | None = None, routing: bool = True) -> tuple[Tensor, Tensor | None]:
         """Estimate f on the HR slices of an LR window.
 
         Args:
@@ -67,10 +67,12 @@ class NullSpaceEstimator(nn.Module):
             scale: slice-spacing ratio s > 1 (sets the cell size 1/s of the splines).
             encoder_dtype: None (default: the input's dtype), or e.g. bfloat16 for the encoder's convolutions (the
                 upsampler and the decoder stay in the input's dtype).
+            routing: False: routing is not kept (None), in no-grad passes its whole-window maps are never
+                allocated (f is the same).
 
         Returns:
             f (B, 1, n_hr, Y, X) and routing (B, E, n_hr, Y, X): router weights in [0, 1] that sum to 1
-            over the E experts (E = 1, all ones, for the trilinear upsampler).
+            over the E experts (E = 1, all ones, for the trilinear upsampler); None with ``routing=False``.
 
         Raises:
             ValueError: wrong shapes, non-finite positions, or scale <= 1.
@@ -84,13 +86,15 @@ class NullSpaceEstimator(nn.Module):
         # channels-last-3d: the oneDNN CPU convs are 2-4x faster in it (and cuDNN supports it)
         y = (y - self.input_shift) * self.input_scale
         dtype = y.dtype
-        feat = self.encoder(y.to(encoder_dtype or dtype).contiguous(memory_format=torch.channels_last_3d)).to(dtype)
+        feat = self.encoder(y.to(encoder_dtype or dtype).contiguous(memory_format=torch.channels_last_3d))
         if torch.is_grad_enabled():  # training: one band, simplest graph
-            hr, routing = self.upsampler(feat, hr_positions, float(scale), post=self.decoder.expand)
-            return self.decoder(hr, expanded=True) / self.input_scale, routing
+            hr, probs = self.upsampler(feat.to(dtype), hr_positions, float(scale), post=self.decoder.expand)
+            return self.decoder(hr, expanded=True) / self.input_scale, probs if routing else None
+        # the features stay in the encoder's dtype and each band is converted on its own (the same values): no
+        # whole-window float32 copy beside them
         feat, hr_positions = self._crop_z(feat, hr_positions)
-        f, routing = self._banded(feat, hr_positions, float(scale))
-        return f / self.input_scale, routing
+        f, probs = self._banded(feat, hr_positions, float(scale), dtype, routing)
+        return f / self.input_scale, probs
 
     def _crop_z(self, feat: Tensor, hr_positions: Tensor) -> tuple[Tensor, Tensor]:
         """Drop LR feature slices farther than the upsampler's z radius from every wanted HR position (exact:
@@ -103,8 +107,10 @@ class NullSpaceEstimator(nn.Module):
             return feat, hr_positions
         return feat[:, :, lo:hi], positions - lo
 
-    def _banded(self, feat: Tensor, hr_positions: Tensor, scale: float) -> tuple[Tensor, Tensor]:
-        """Upsampler + decoder over bands of rows (with an exact halo): small, cache-friendly tensors."""
+    def _banded(self, feat: Tensor, hr_positions: Tensor, scale: float, dtype: torch.dtype,
+                keep_routing: bool) -> tuple[Tensor, Tensor | None]:
+        """Upsampler + decoder over bands of rows (with an exact halo) in ``dtype``: small, cache-friendly tensors;
+        the routing maps only when ``keep_routing``."""
         b, _, _, height, width = feat.shape
         n_hr = len(hr_positions)
         rows = max(1, self.band_voxels // (n_hr * width))
@@ -113,14 +119,15 @@ class NullSpaceEstimator(nn.Module):
         for start in range(0, height, rows):
             stop = min(start + rows, height)
             lo, hi = max(start - halo, 0), min(stop + halo, height)
-            band = feat[..., lo:hi, :].contiguous(memory_format=torch.channels_last_3d)
+            band = feat[..., lo:hi, :].to(dtype).contiguous(memory_format=torch.channels_last_3d)
             hr, r = self.upsampler(band, hr_positions, scale, post=self.decoder.expand)
             fb = self.decoder(hr, expanded=True)
             if f is None:
                 f = fb.new_empty(b, 1, n_hr, height, width)
-                routing = r.new_empty(b, r.shape[1], n_hr, height, width)
+                routing = r.new_empty(b, r.shape[1], n_hr, height, width) if keep_routing else None
             f[..., start:stop, :] = fb[..., start - lo:stop - lo, :]
-            routing[..., start:stop, :] = r[..., start - lo:stop - lo, :]
+            if routing is not None:
+                routing[..., start:stop, :] = r[..., start - lo:stop - lo, :]
         return f, routing
 
 
