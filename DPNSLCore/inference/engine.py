@@ -209,7 +209,7 @@ RELEASE_COLUMN_BYTES = 128 << 20
 #: a window's working set is its encoder's feature maps, which grow with the slices it reads (a 236 x 236 window
 #: reading 68 slices: about 1.0-1.3 GB in bfloat16, reading 44: 0.7-0.8 GB, the same seconds per output slice);
 #: on the 512 x 512 x 300 CT at x4 that set is the run's peak. Small columns keep the wider windows (fewer halo
-#: slices read again: 8 % faster on 60 x 384 x 384). Any window gives the same output.
+#: slices read again: 24 cost about 8 % on 60 x 384 x 384, two bench runs each). Any window gives the same output.
 LARGE_COLUMN_Z_WINDOW = 24
 _NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
