@@ -422,3 +422,54 @@ def test_input_standardisation_is_an_exact_change_of_units() -> None:
         f_plain, r_plain = plain.estimator((y - 0.25) * 8.0, positions, 3.0)
     torch.testing.assert_close(f_std, f_plain / 8.0)
     torch.testing.assert_close(r_std, r_plain)
+
+
+class _Probe(torch.nn.Module):
+    """Records, when it runs, whether the map it watches is still alive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched, self.alive = None, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.alive = self.watched() is not None
+        return x * 2
+
+
+class _Watch(torch.nn.Module):
+    def __init__(self, probe: _Probe) -> None:
+        super().__init__()
+        self.probe = probe
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import weakref
+
+        out = x + 1
+        self.probe.watched = weakref.ref(out)
+        return out
+
+
+def test_run_flat_frees_each_map_before_the_next_but_one_and_computes_the_same():
+    """A nested Sequential keeps its input alive until it returns; run_flat (the encoder's blocks) does not: one
+    feature map fewer at the encoder's peak, the same operations in the same order."""
+    from DPNSLCore.models.encoder import Encoder, run_flat
+
+    probe = _Probe()
+    layers = torch.nn.Sequential(_Watch(probe), torch.nn.Sequential(torch.nn.ReLU(), probe))
+    x = torch.randn(3, 4)
+    with torch.no_grad():
+        assert torch.equal(layers(x), run_flat(layers, x))
+        layers(x)
+        assert probe.alive  # the nested call held the watched map
+        run_flat(layers, x)
+        assert not probe.alive
+    torch.manual_seed(0)
+    enc = Encoder(8, 2, "factorised").eval()
+    y = torch.rand(1, 1, 5, 12, 12)
+    with torch.no_grad():
+        h = enc.head(y - 0.5)
+        for block in enc.body:
+            h_in = h
+            h = block.body(h_in) + h_in
+        reference = enc.tail(h) + enc.head(y - 0.5)
+        assert torch.equal(enc(y), reference)
