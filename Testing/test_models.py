@@ -463,13 +463,14 @@ def test_run_flat_frees_each_map_before_the_next_but_one_and_computes_the_same()
         assert probe.alive  # the nested call held the watched map
         run_flat(layers, x)
         assert not probe.alive
-    torch.manual_seed(0)
-    enc = Encoder(8, 2, "factorised").eval()
-    y = torch.rand(1, 1, 5, 12, 12)
-    with torch.no_grad():
-        h = enc.head(y - 0.5)
-        for block in enc.body:
-            h_in = h
-            h = block.body(h_in) + h_in
-        reference = enc.tail(h) + enc.head(y - 0.5)
-        assert torch.equal(enc(y), reference)
+    for kind in ("factorised", "full"):
+        torch.manual_seed(0)
+        enc = Encoder(8, 2, kind).eval()
+        y = torch.rand(1, 1, 5, 12, 12)
+        with torch.no_grad():
+            h = enc.head(y - 0.5)
+            for block in enc.body:
+                h_in = h
+                h = block.body(h_in) + h_in
+            reference = enc.tail(h) + enc.head(y - 0.5)
+            assert torch.equal(enc(y), reference)
