@@ -328,7 +328,9 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
         with released_on_leaving() if large else reuse_freed_memory(), torch.inference_mode():
             f = torch.empty(degradation.n_hr, h, w)
             routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
-            plan = large_windows if large else windows
+            # the largest windows first: the heap they leave fits every later one (an edge window, reading a halo on
+            # one side only, first left holes too small for the next, and the heap grew a second window's worth)
+            plan = sorted(large_windows if large else windows, key=lambda win: win.read_start - win.read_stop)
             with reuse_freed_memory(release=large):
                 for win in plan:
                     with clock("network"):
