@@ -301,8 +301,11 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
     encoder_dtype = encoder_dtype_of(precision)
     clock = clock or StageClock()
     estimator = model.estimator
-    windows, large_windows = (plan_z_windows(degradation.n_lr, degradation.n_hr, degradation.scale, size,
-                                             estimator.z_receptive_radius)
+    # each column runs its largest windows first: the heap they leave fits every later one (an edge window, reading
+    # a halo on one side only, first left holes too small for the next, and the heap grew a second window's worth)
+    windows, large_windows = (sorted(plan_z_windows(degradation.n_lr, degradation.n_hr, degradation.scale, size,
+                                                    estimator.z_receptive_radius),
+                                     key=lambda win: win.read_start - win.read_stop)
                               for size in (tiling.z_window, min(tiling.z_window, LARGE_COLUMN_Z_WINDOW)))
     margin = estimator.hr_z_margin
     positions = torch.as_tensor(degradation.hr_positions, dtype=torch.float64)
@@ -328,9 +331,7 @@ def network_column(model: DPNSL, degradation: Degradation, normalizer: Intensity
         with released_on_leaving() if large else reuse_freed_memory(), torch.inference_mode():
             f = torch.empty(degradation.n_hr, h, w)
             routing = torch.empty(model.config.n_experts, degradation.n_hr, h, w) if parts else None
-            # the largest windows first: the heap they leave fits every later one (an edge window, reading a halo on
-            # one side only, first left holes too small for the next, and the heap grew a second window's worth)
-            plan = sorted(large_windows if large else windows, key=lambda win: win.read_start - win.read_stop)
+            plan = large_windows if large else windows
             with reuse_freed_memory(release=large):
                 for win in plan:
                     with clock("network"):
