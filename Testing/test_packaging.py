@@ -38,6 +38,13 @@ def test_wheel_holds_the_models_samples_and_every_module(wheel):
     assert "dpnsl = DPNSLCore.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
+def test_the_wheel_states_its_license_as_an_spdx_expression(wheel):
+    """PEP 639: setuptools stops building a ``license = {text = ...}`` table after 2027-02-18."""
+    names = zipfile.ZipFile(wheel).namelist()
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: Apache-2.0" in metadata.splitlines()
+
+
 def test_an_installed_wheel_finds_its_models_and_samples(wheel, tmp_path):
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
     code = ("import DPNSLCore; from DPNSLCore.models.registry import shipped_path; "
