@@ -331,6 +331,38 @@ def test_validation_ignores_held_out_blocks_without_signal(tmp_path):
     assert both["val_psnr_x2_linear"] == pytest.approx(alone["val_psnr_x2_linear"])
 
 
+def _skull_stripped(path, top_blank):
+    """An atlas-space MR whose last ``top_blank`` z slices are background (zeros), as the MS patients' are."""
+    rng = np.random.default_rng(2)
+    mr = rng.integers(100, 1000, (40, 20, 20)).astype(np.int16)
+    mr[40 - top_blank:] = 0
+    write_volume(Volume(mr, Geometry(spacing=(1.0, 1.0, 1.0))), path)
+    return path
+
+
+def test_a_run_whose_held_out_blocks_are_all_background_is_refused_with_the_fix(tmp_path, capsys):
+    mr = _skull_stripped(tmp_path / "mr.nii.gz", top_blank=14)  # --val-block 0.3 holds out the last 12 slices
+    run = [a if a != "ct" else "mr" for a in tiny_run(mr, tmp_path / "run", 2)]
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert "no validation volume holds any signal" in err and f"{mr}[28:40]" in err and "--val-data" in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+    assert main([*run, "--val-block", "0"]) == 0
+    assert "no validation: last.safetensors is the model" in capsys.readouterr().out
+    assert (tmp_path / "run" / ts.MODEL_FILE).is_file() and not (tmp_path / "run" / ts.BEST_FILE).exists()
+
+
+def test_a_blank_held_out_block_beside_others_is_named_and_left_out(ct_file, tmp_path, capsys):
+    mr = _skull_stripped(tmp_path / "mr.nii.gz", top_blank=14)
+    args = resolve_args(tiny_run(ct_file, tmp_path / "run", 1) + ["--data", str(ct_file), str(mr), "--modality",
+                                                                    "auto"])
+    from DPNSLCore.training.train import _prepare_data
+
+    _, val = _prepare_data(args)
+    assert [v.name for v in val] == [f"{ct_file}[28:40]"]
+    assert f"validation: {mr}[28:40] left out (background only" in capsys.readouterr().out
+
+
 def test_mr_intensity_option_reaches_the_training_volumes(tmp_path):
     from DPNSLCore.io.intensity import IntensityNormalizer
     from DPNSLCore.training.train import _prepare_data

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..data.acquisition import ScaleSpec, TrainingAcquisition, parse_scales
 from ..data.augment import BlurAugment
-from ..data.stacks import MR_RULES, load_volumes, split_block, usable_axes
+from ..data.stacks import MR_RULES, TrainingVolume, load_volumes, split_block, usable_axes
 from ..data.windows import SliceWindowDataset, parse_crop
 from ..inference.allocator import keep_freed_memory, reuse_freed_memory
 from ..inference.request import default_profile_thickness
@@ -214,12 +214,28 @@ def _prepare_data(args: argparse.Namespace, *, report: bool = True) -> tuple[Sli
     if args.val_data:
         val += load_volumes(args.val_data, args.modality, rule)
         args.volume_modalities.update({v.name: v.normalizer.kind for v in val})
+    val = _with_signal(val, report=report)
     scales = args.scales if isinstance(args.scales, str) else tuple(args.scales)
     dataset = SliceWindowDataset(volumes, scales, n_lr=args.n_lr, crop=args.crop, degradation=args.degradation,
                                  profile=args.profile, thickness=TrainingAcquisition.parse_thickness(args.thickness),
                                  decimate_share=getattr(args, "decimate_share", 0.5), axis_ratio=args.axis_ratio,
                                  blur=blur_of(args), seed=args.seed)
     return dataset, val
+
+
+def _with_signal(val: list[TrainingVolume], *, report: bool) -> list[TrainingVolume]:
+    """The validation volumes that hold any signal. A blank one (one value everywhere, e.g. the background slices
+    that end a skull-stripped MR in atlas space) is reconstructed exactly by every method and scores nothing, so
+    it is left out and named; if every one is blank, the run would never validate, never write
+    ``best.safetensors`` and report a gain of -inf: that is refused before training, with the fix."""
+    blank = [v.name for v in val if not np.ptp(v.array)]
+    if blank and len(blank) == len(val):
+        raise ValueError(f"no validation volume holds any signal: {', '.join(blank)} are background only (one value "
+                         "everywhere); pass --val-data with a volume that has signal, a larger --val-block, or "
+                         "--val-block 0 to train without validation (then last.safetensors is the model)")
+    if blank and report:
+        print(f"validation: {', '.join(blank)} left out (background only: every method reconstructs it exactly)")
+    return [v for v in val if np.ptp(v.array)]
 
 
 def _set_input_standardisation(args: argparse.Namespace, dataset: SliceWindowDataset) -> None:
@@ -400,8 +416,9 @@ def main(argv: list[str] | None = None) -> int:
         with reuse_freed_memory():
             result = train(args)
         if not dist.is_initialized() or dist.get_rank() == 0:
-            print(f"done: {result.step} steps in {result.out}, best mean validation gain over linear "
-                  f"{result.best_gain:+.2f} dB")
+            best = (f"best mean validation gain over linear {result.best_gain:+.2f} dB"
+                    if math.isfinite(result.best_gain) else "no validation: last.safetensors is the model")
+            print(f"done: {result.step} steps in {result.out}, {best}")
     except (ValueError, TypeError, FileNotFoundError, MemoryError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
