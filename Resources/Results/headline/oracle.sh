@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# A ceiling for the MR targets of issue 29: the shipped MR model fine-tuned on one unseen headline patient ITSELF
+# (every axis of its thin volumes, z included: the very slices it is then scored on), then scored on that patient
+# with the headline protocol (z, x4 by default, both acquisitions, the product's defaults). No product model may do
+# this; it says how much detail the lean model can learn to add to that patient at all.
+# Recipe: the shipped MR lineage's last step (gain_joint.sh: gain loss, acquisition mix, scales 1.5-7, crops 40-64,
+# batch 8) for 1000 steps at lr 5e-4 halved every 400, on every slice (no held-out block: on UIH a run holding out
+# the top 15 % of z had a flat validation gain from step 500 on).
+# Usage: oracle.sh [PATIENT...]   (uih ms26; default both). Runs go to runs/oracle_<patient>, scores to
+# Resources/Results/headline/oracle/<patient>_mr_<acquisition>/. About 6 min of training per patient on 2 cores.
+set -euo pipefail
+D=${DATA:-../shared/data}
+here=$(dirname "$0")
+declare -A VOLS=([uih]="$D/mr_brain_uih_t1_3d.nii.gz"
+                 [ms26]="$D/mr_ms_patient26_t1_1mm.nii.gz $D/mr_ms_patient26_t2_1mm.nii.gz $D/mr_ms_patient26_flair_1mm.nii.gz")
+patients=("$@"); [ ${#patients[@]} -gt 0 ] || patients=(uih ms26)
+for p in "${patients[@]}"; do
+  run=runs/oracle_$p
+  [ -f $run/last.safetensors ] || python -m DPNSLCore.train --data ${VOLS[$p]} --modality mr \
+    --init DPNSLCore/resources/models/dpnsl_mr.safetensors --preset lean --anchor cubic --projection spline \
+    --degradation mix --thickness 0.75:1.5 --decimate-share 0.4 --scales 1.5:7 --crop 40:64 \
+    --batch-size 8 --val-block 0 --workers 1 --seed 1 --quiet --loss gain --lr 5e-4 --steps 1000 --lr-step 400 \
+    --out $run
+  for acq in decimate profile; do
+    python -m DPNSLCore.evaluate --data ${VOLS[$p]} --axes z --scales ${SCALES:-4} --methods linear,cubic,dpnsl \
+      --modality mr --checkpoint $run/last.safetensors --degradation $acq --thickness 1 --no-ssim \
+      --out $here/oracle/${p}_mr_$acq > /dev/null
+    rm -f $here/oracle/${p}_mr_$acq/*.png
+  done
+  cp $run/log.csv $here/oracle/${p}_training_log.csv
+done
