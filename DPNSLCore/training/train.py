@@ -228,14 +228,16 @@ def _with_signal(val: list[TrainingVolume], *, report: bool) -> list[TrainingVol
     that end a skull-stripped MR in atlas space) is reconstructed exactly by every method and scores nothing, so
     it is left out and named; if every one is blank, the run would never validate, never write
     ``best.safetensors`` and report a gain of -inf: that is refused before training, with the fix."""
-    blank = [v.name for v in val if not np.ptp(v.array)]
-    if blank and len(blank) == len(val):
+    has_signal = [bool(np.ptp(v.array)) for v in val]
+    signal = [v for v, keep in zip(val, has_signal, strict=True) if keep]
+    blank = [v.name for v, keep in zip(val, has_signal, strict=True) if not keep]
+    if blank and not signal:
         raise ValueError(f"no validation volume holds any signal: {', '.join(blank)} are background only (one value "
                          "everywhere); pass --val-data with a volume that has signal, a larger --val-block, or "
                          "--val-block 0 to train without validation (then last.safetensors is the model)")
     if blank and report:
         print(f"validation: {', '.join(blank)} left out (background only: every method reconstructs it exactly)")
-    return [v for v in val if np.ptp(v.array)]
+    return signal
 
 
 def _set_input_standardisation(args: argparse.Namespace, dataset: SliceWindowDataset) -> None:
