@@ -157,17 +157,13 @@ def ceiling_table(tag: str = ORACLE, targets: dict | None = None) -> list[str]:
 
 def capacity_table(tag: str = ORACLE_SCRATCH) -> list[str]:
     """×4 gain over the better baseline on the UIH T1 of each preset trained from scratch on that patient itself."""
-    folder = HERE / "headline" / tag
     rows = []
     for preset in ("lean", "mid"):
-        cells = []
-        for acq in ("profile", "decimate"):
-            path = folder / f"{preset}_mr_{acq}" / "scores.csv"
-            if not path.exists():
-                return [f"*not measured ({path.relative_to(ROOT)} missing)*"]
-            psnr = {(r["method"]): float(r["psnr"]) for r in csv.DictReader(path.open()) if float(r["scale"]) == 4}
-            cells.append(f"{psnr['dpnsl'] - max(psnr['linear'], psnr['cubic']):+.2f}")
-        rows.append(f"| {preset} | " + " | ".join(cells) + " |")
+        table = read(HERE / "headline" / tag / preset)
+        if set(table) != {("mr", "profile"), ("mr", "decimate")}:
+            return [f"*not measured (Resources/Results/headline/{tag}/{preset}/ incomplete)*"]
+        cells = [gains(table[("mr", acq)])["MR UIH T1"][4.0] for acq in ("profile", "decimate")]
+        rows.append(f"| {preset} | " + " | ".join(f"{c:+.2f}" for c in cells) + " |")
     return ["| preset, trained from scratch on the UIH T1 itself | thick slices (box), ×4 | decimation, ×4 |",
             "|---|---|---|", *rows]
 

@@ -10,13 +10,16 @@
 # Resources/Results/headline/oracle/<patient>_mr_<acquisition>/. About 6 min of training per patient on 2 cores.
 #        oracle.sh scratch         capacity: the lean and the mid preset (about twice lean's compute) each trained
 # from scratch on the UIH T1 itself (2500 MSE steps, lr 2e-3 halved every 700), scored the same way, to
-# Resources/Results/headline/oracle_scratch/<preset>_mr_<acquisition>/ (about 10 and 22 min).
+# Resources/Results/headline/oracle_scratch/<preset>/uih_mr_<acquisition>/ (about 10 and 22 min).
 set -euo pipefail
 D=${DATA:-../shared/data}
 here=$(dirname "$0")
 mkdir -p $here/oracle $here/oracle_scratch
 declare -A VOLS=([uih]="$D/mr_brain_uih_t1_3d.nii.gz"
                  [ms26]="$D/mr_ms_patient26_t1_1mm.nii.gz $D/mr_ms_patient26_t2_1mm.nii.gz $D/mr_ms_patient26_flair_1mm.nii.gz")
+# the shipped MR lineage's acquisitions and crops; every slice trains (no held-out block)
+COMMON=(--modality mr --anchor cubic --projection spline --degradation mix --thickness 0.75:1.5 --decimate-share 0.4
+        --scales 1.5:7 --crop 40:64 --batch-size 8 --val-block 0 --workers 1 --seed 1 --quiet)
 score() {  # score RUN_FOLDER OUT_PREFIX VOLUMES...: x4 (SCALES), both acquisitions, the product's defaults
   local run=$1 prefix=$2; shift 2
   for acq in decimate profile; do
@@ -29,23 +32,19 @@ score() {  # score RUN_FOLDER OUT_PREFIX VOLUMES...: x4 (SCALES), both acquisiti
 if [ "${1:-}" = scratch ]; then
   for preset in lean mid; do
     run=runs/oracle_uih_scratch_$preset
-    [ -f $run/last.safetensors ] || python -m DPNSLCore.train --data ${VOLS[uih]} --modality mr --preset $preset \
-      --anchor cubic --projection spline --degradation mix --thickness 0.75:1.5 --decimate-share 0.4 --scales 1.5:7 \
-      --crop 40:64 --batch-size 8 --val-block 0 --workers 1 --seed 1 --quiet --loss mse --lr 2e-3 --steps 2500 \
-      --lr-step 700 --out $run
-    score $run $here/oracle_scratch/$preset ${VOLS[uih]}
-    cp $run/log.csv $here/oracle_scratch/${preset}_training_log.csv
+    [ -f $run/last.safetensors ] || python -m DPNSLCore.train --data ${VOLS[uih]} --preset $preset "${COMMON[@]}" \
+      --loss mse --lr 2e-3 --steps 2500 --lr-step 700 --out $run
+    mkdir -p $here/oracle_scratch/$preset
+    score $run $here/oracle_scratch/$preset/uih ${VOLS[uih]}
+    cp $run/log.csv $here/oracle_scratch/$preset/training_log.csv
   done
   exit 0
 fi
 patients=("$@"); [ ${#patients[@]} -gt 0 ] || patients=(uih ms26)
 for p in "${patients[@]}"; do
   run=runs/oracle_$p
-  [ -f $run/last.safetensors ] || python -m DPNSLCore.train --data ${VOLS[$p]} --modality mr \
-    --init DPNSLCore/resources/models/dpnsl_mr.safetensors --preset lean --anchor cubic --projection spline \
-    --degradation mix --thickness 0.75:1.5 --decimate-share 0.4 --scales 1.5:7 --crop 40:64 \
-    --batch-size 8 --val-block 0 --workers 1 --seed 1 --quiet --loss gain --lr 5e-4 --steps 1000 --lr-step 400 \
-    --out $run
+  [ -f $run/last.safetensors ] || python -m DPNSLCore.train --data ${VOLS[$p]} --preset lean "${COMMON[@]}" \
+    --init DPNSLCore/resources/models/dpnsl_mr.safetensors --loss gain --lr 5e-4 --steps 1000 --lr-step 400 --out $run
   score $run $here/oracle/$p ${VOLS[$p]}
   cp $run/log.csv $here/oracle/${p}_training_log.csv
 done
