@@ -20,6 +20,7 @@ def test_the_table_has_every_method_with_ratios_to_linear_and_its_banding(tmp_pa
     assert main([str(_thin_ct(tmp_path)), "--scale", "3", "--methods", "linear,cubic"]) == 0
     out = capsys.readouterr().out
     assert "observed (9, 16, 16) int16" in out and "output input" in out
+    assert f", {torch.backends.cpu.get_cpu_capability()}), " in out.splitlines()[0]  # the processor it ran on
     rows = [line for line in out.splitlines() if line.startswith("| linear") or line.startswith("| cubic")]
     assert len(rows) == 2
     linear = rows[0].split("|")

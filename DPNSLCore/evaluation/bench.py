@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,21 @@ def time_method(lr: np.ndarray, scale: float, method: str, device: torch.device,
             "texture": texture, "detail_gain": out.detail_gain, "dtype": str(out.volume.dtype), "stages": stages}
 
 
+def describe_device(device: torch.device) -> str:
+    """The processor behind ``device``, for the header: a speed figure says little without it (two 2-core machines
+    of this project differ by their CPU's instruction set). CPU: its model name (``/proc/cpuinfo`` on Linux, else
+    the platform's) and the instruction set PyTorch's kernels use; CUDA: the GPU's name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
+
+
 def mirror_extend(array: np.ndarray, n: int) -> np.ndarray:
     """``array`` extended (or cut) to ``n`` slices along axis 0 by mirroring it back and forth (memory tests)."""
     period = np.concatenate([np.arange(array.shape[0]), np.arange(array.shape[0] - 2, 0, -1)])
@@ -219,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                                      output_dtype=args.output_dtype, ensemble=args.ensemble,
                                      profile=args.profile, precision=args.precision)))
         return 0
-    print(f"{path}: observed {lr.shape} {lr.dtype} (slices first) -> x{args.scale:g}, device {device}, "
+    print(f"{path}: observed {lr.shape} {lr.dtype} (slices first) -> x{args.scale:g}, device {device} "
+          f"({describe_device(device)}), "
           f"{torch.get_num_threads()} threads, {tiling}, output {args.output_dtype}"
           + (f", DP-NSL self-ensemble of {args.ensemble}" if args.ensemble > 1 else "")
           + (f", DP-NSL encoder in {resolve_precision(args.precision, device)[0]}"
