@@ -164,6 +164,7 @@ def test_one_bright_or_negative_spike_does_not_change_the_mr_output_elsewhere():
     assert np.abs(minmax.volume - reference.volume)[:, far].mean() > 1.0  # what the rule protects against
 
 
+@pytest.mark.filterwarnings("ignore:warning. precision bfloat16 on a CPU without native:UserWarning")  # any CPU
 def test_the_band_forms_and_a_bfloat16_encoder_on_a_real_scan(monkeypatch):
     """The real 5 mm chest crop with the shipped model and every default step: the band forms of A and of the anchor
     (forced here on 48 slices) give the dense forms' output to 0.01 HU; the bfloat16 encoder moves it by a few HU at

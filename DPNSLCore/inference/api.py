@@ -31,6 +31,7 @@ from .calibrate import CalibrateOptions, CalibrationReport, CalibrationUnavailab
 from .engine import (
     baseline_column,
     check_precision,
+    emulated_bfloat16_warning,
     network_column,
     network_halo,
     output_bytes,
@@ -437,6 +438,10 @@ def upsample(
                          f"±{stripes.periods} period(s), in-plane sigma {stripes.sigma:g} voxels)")
         precision, precision_note = resolve_precision(precision, dev)
         notes.append(precision_note)
+        slow = emulated_bfloat16_warning(precision, dev)
+        if slow is not None:
+            notes.append(slow)
+            warnings.warn(slow, UserWarning, stacklevel=2)
         if passes > 1:
             notes.append(f"ensemble: the network's estimate averaged over {passes} in-plane flips/transposes of the "
                          f"input ({passes}x the network time)")
