@@ -247,7 +247,11 @@ def results_page() -> str:
               "found, rebuilt from the shared data; raw intensities in, as a user's scan.", "", "Before (the previous "
               "version's code, shipped models):", ""] + _include(HERE / "defects" / "before.md")
     lines += ["", "After:", ""] + _include(HERE / "defects" / "after.md")
-    lines += ["", "## Speed", ""]
+    lines += ["", "## Speed", "",
+              "Two CPUs of the same 2-core machine class: files without a suffix come from one with native "
+              "bfloat16 (AVX512-BF16 or AMX; their headers predate the processor field), `_avx2` from an AMD EPYC "
+              "with AVX2 only (`SUFFIX=_avx2 Resources/Results/speed/run.sh chest60`), where the default runs in "
+              "float32 at about three quarters of the other CPU's float32 speed and forced bfloat16 is emulated.", ""]
     for path in sorted((HERE / "speed").glob("*.md")):
         lines += [f"`{path.relative_to(ROOT)}`:", "", *_include(path), ""]
     return "\n".join(lines).rstrip() + "\n"

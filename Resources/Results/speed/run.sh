@@ -12,6 +12,8 @@
 #                batch of four cases (that series and three NIfTI scans) in one process and under torchrun with two
 #                ranks of one thread each
 # Usage: Resources/Results/speed/run.sh [chest60|cli300|train|clinical|all]
+# SUFFIX (e.g. _avx2): appended to every file name, for the figures of another CPU beside these (each bench header
+# names its processor).
 set -euo pipefail
 here=$(dirname "$0")
 D=${DATA:-../shared/data}
@@ -20,14 +22,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [[ $what == chest60 || $what == all ]]; then
   python -m DPNSLCore.bench $D/ct_chest_abdomen_1mm.nii.gz --observed --slices 60 --scale 4 --methods linear,cubic,ct \
-    --profile > $here/chest60.md
+    --profile > $here/chest60${SUFFIX:-}.md
   python -m DPNSLCore.bench $D/ct_chest_abdomen_1mm.nii.gz --observed --slices 60 --scale 4 --methods linear,ct \
-    --precision bfloat16 --profile > $here/chest60_bf16.md
+    --precision bfloat16 --profile > $here/chest60_bf16${SUFFIX:-}.md
   # the larger presets (fresh weights: speed does not depend on training), float32 and bfloat16
   python -m DPNSLCore.bench $D/ct_chest_abdomen_1mm.nii.gz --observed --slices 60 --scale 4 \
-    --methods linear,lean,mid,large > $here/presets.md 2>&1 || true
+    --methods linear,lean,mid,large > $here/presets${SUFFIX:-}.md 2>&1 || true
   python -m DPNSLCore.bench $D/ct_chest_abdomen_1mm.nii.gz --observed --slices 60 --scale 4 \
-    --methods linear,lean,mid,large --precision bfloat16 > $here/presets_bf16.md 2>&1 || true
+    --methods linear,lean,mid,large --precision bfloat16 > $here/presets_bf16${SUFFIX:-}.md 2>&1 || true
 fi
 if [[ $what == cli300 || $what == all ]]; then
   python - "$D" "$tmp/ct300.nii.gz" <<'PY'
@@ -51,7 +53,7 @@ PY
       read -r wall kb < $tmp/time
       echo "| $name | $wall | $(python -c "print(f'{$kb / 1e6:.2f}')") | $(python -c "print(f'{1197 * 512 * 512 / $wall / 1e6:.2f}')") |"
     done
-  } > $here/cli300.md
+  } > $here/cli300${SUFFIX:-}.md
 fi
 if [[ $what == train || $what == all ]]; then
   # OLD_TREE=<a checkout of an earlier commit>: the same steps with its code too (the before of issue 30)
@@ -74,7 +76,7 @@ seconds = float(rows[-1]["time_s"]) - float(rows[0]["time_s"])
 print(f"| {sys.argv[2]} | {8 * steps / seconds:.1f} |")
 PY
     done
-  } > $here/train.md
+  } > $here/train${SUFFIX:-}.md
 fi
 if [[ $what == clinical || $what == all ]]; then
   mkdir -p $tmp/archive
@@ -116,5 +118,5 @@ PY
       $tmp/archive $tmp/batch1 --scale 5
     timed "the same batch, torchrun --nproc_per_node=2 (1 thread each)" $bvox env OMP_NUM_THREADS=1 torchrun \
       --nproc_per_node=2 -m DPNSLCore.batch $tmp/archive $tmp/batch2 --scale 5
-  } > $here/clinical.md
+  } > $here/clinical${SUFFIX:-}.md
 fi
